@@ -1,0 +1,90 @@
+"""The topics Tidings uses, and creating them when absent (``tidings topics ensure``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from producer.config import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: name, partitions and topic-level configuration."""
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def _retention(value: timedelta) -> str:
+    return str(int(value.total_seconds() * 1000))
+
+
+def required_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic Tidings needs, with partitions and retention from the settings."""
+    internal = settings.internal_partitions
+    specs = [
+        TopicSpec(
+            settings.lifecycle_topic,
+            settings.lifecycle_partitions,
+            {"retention.ms": _retention(settings.lifecycle_retention)},
+        ),
+        # The registry is a table keyed by stream id: compaction keeps the latest state.
+        TopicSpec(
+            settings.streams_topic,
+            1,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+        ),
+        TopicSpec(
+            settings.deliveries_topic,
+            internal,
+            {"retention.ms": _retention(settings.deliveries_retention)},
+        ),
+        TopicSpec(
+            settings.dlq_topic, internal, {"retention.ms": _retention(settings.dlq_retention)}
+        ),
+    ]
+    # A tier's records must outlive their delay plus the time the retry takes.
+    for delay in settings.retry_schedule:
+        retention = max(delay * 3, settings.lifecycle_retention)
+        specs.append(
+            TopicSpec(settings.retry_topic(delay), internal, {"retention.ms": _retention(retention)})
+        )
+    return specs
+
+
+def ensure_topics(
+    admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0
+) -> list[str]:
+    """Create the topics of ``specs`` that do not exist yet; return the names created."""
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=-1,
+                     config=spec.config)
+            for spec in missing
+        ],
+        request_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return sorted(created)
+
+
+def ensure_all(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create every topic Tidings needs on the configured cluster; return the names created."""
+    admin = AdminClient(settings.kafka_config())
+    return ensure_topics(admin, required_topics(settings), timeout)

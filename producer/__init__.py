@@ -1,0 +1,1 @@
+"""The library an identity service embeds to emit lifecycle events to Kafka."""

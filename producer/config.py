@@ -1,0 +1,170 @@
+"""Tidings configuration: one typed model, loaded defaults -> TOML file -> ``TIDINGS_*`` env.
+
+Every option is documented once, on the field that defines it. Pass the loaded
+:class:`Settings` explicitly; nothing reads the environment behind your back.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from producer.durations import Duration, format_duration
+from schemas import constants
+
+DEFAULT_RETRY_SCHEDULE = ("5s", "30s", "2m", "10m", "1h", "6h", "24h")
+
+
+class Settings(BaseSettings):
+    """All of Tidings' settings. Environment variables are the field names upper-cased with the
+    ``TIDINGS_`` prefix (``TIDINGS_BOOTSTRAP_SERVERS``); nested librdkafka options go in
+    ``TIDINGS_KAFKA`` as a JSON object."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="forbid")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    topic_prefix: str = Field(
+        constants.DEFAULT_TOPIC_PREFIX,
+        description="Prefix of every topic and consumer group Tidings owns.",
+        pattern=r"^[A-Za-z0-9._-]*$",
+    )
+    tenant: str = Field(
+        "default", min_length=1, description="Tenant name rendered as the events' a0tenant."
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Confluent-compatible schema registry; when set, records use the Confluent "
+        "wire format, otherwise Avro single-object encoding against the packaged schemas.",
+    )
+    security_protocol: str = Field(
+        "PLAINTEXT", description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT, "
+        "SASL_SSL."
+    )
+    sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism, e.g. SCRAM-SHA-512.")
+    sasl_username: str | None = Field(None, description="SASL username.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_ca_location: str | None = Field(None, description="CA bundle for SSL to the brokers.")
+    kafka: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further librdkafka properties passed through unchanged (applied last).",
+    )
+    lifecycle_partitions: int = Field(6, ge=1, description="Partitions of the lifecycle topic.")
+    lifecycle_retention: Duration = Field(
+        timedelta(days=7),
+        description="Retention of the lifecycle topic: how far back streams can replay.",
+    )
+    internal_partitions: int = Field(
+        6, ge=1, description="Partitions of the retry-tier, deliveries and dead-letter topics."
+    )
+    dlq_retention: Duration = Field(
+        timedelta(days=30), description="Retention of the dead-letter topic."
+    )
+    deliveries_retention: Duration = Field(
+        timedelta(days=7), description="Retention of the delivery log (history and stats)."
+    )
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [*DEFAULT_RETRY_SCHEDULE],  # type: ignore[arg-type]
+        min_length=1,
+        description="Delays of the retry tiers, in order; each tier is its own topic.",
+    )
+    max_event_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest encoded event the producer accepts."
+    )
+    producer_buffer_messages: int = Field(
+        100_000,
+        ge=1,
+        description="Events the producer buffers before emit() blocks (back-pressure).",
+    )
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_increases(cls, value: list[timedelta]) -> list[timedelta]:
+        if any(later <= earlier for earlier, later in zip(value, value[1:], strict=False)):
+            raise ValueError("retry delays must strictly increase")
+        if len({format_duration(v) for v in value}) != len(value):
+            raise ValueError("retry delays must have distinct names")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values win, then the environment, then the TOML file, then defaults."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Topic names ---------------------------------------------------------------------------
+    def topic(self, suffix: str) -> str:
+        """The full name of one of Tidings' topics, e.g. ``topic(constants.DLQ_TOPIC)``."""
+        return f"{self.topic_prefix}{suffix}"
+
+    @property
+    def lifecycle_topic(self) -> str:
+        """Where producers write lifecycle events."""
+        return self.topic(constants.LIFECYCLE_TOPIC)
+
+    @property
+    def streams_topic(self) -> str:
+        """The compacted registry of streams."""
+        return self.topic(constants.STREAMS_TOPIC)
+
+    @property
+    def deliveries_topic(self) -> str:
+        """The delivery log: one record per attempt."""
+        return self.topic(constants.DELIVERIES_TOPIC)
+
+    @property
+    def dlq_topic(self) -> str:
+        """The dead-letter topic."""
+        return self.topic(constants.DLQ_TOPIC)
+
+    def retry_topic(self, delay: timedelta) -> str:
+        """The retry tier topic for one delay, e.g. ``tidings.retry.30s``."""
+        return self.topic(constants.RETRY_TOPIC_PREFIX + format_duration(delay))
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka properties for any client: connection, security, passthrough, overrides."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        config.update(self.kafka)
+        config.update(overrides)
+        return config
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings: defaults, then the TOML file (argument or ``TIDINGS_CONFIG``), then
+    ``TIDINGS_*`` variables, then ``overrides``."""
+    path = config_file or os.environ.get("TIDINGS_CONFIG")
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    return _FromFile(**overrides)

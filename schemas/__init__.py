@@ -1,0 +1,1 @@
+"""The Tidings event contract: Avro schemas, pydantic models and the CloudEvents rendering."""

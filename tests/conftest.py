@@ -1,0 +1,62 @@
+"""Shared fixtures: one real Kafka broker per test session, fresh topics per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from admin.broker import LocalBroker, free_port
+from admin.topics import ensure_all
+from producer.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A real single-node KRaft broker on free ports with a fresh data directory."""
+    broker = LocalBroker(
+        port=free_port(),
+        controller_port=free_port(),
+        data_dir=tmp_path_factory.mktemp("kafka"),
+    )
+    try:
+        broker.start()
+    except Exception:
+        print(f"--- broker log ({broker.log_file}) ---\n{broker.tail_log(200)}")
+        broker.stop()
+        raise
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_broker: LocalBroker) -> AdminClient:
+    """An admin client for the session broker."""
+    return AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+
+
+@pytest.fixture
+def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings pointing at the session broker, with a topic prefix no other test uses and
+    every topic created."""
+    for name in list(__import__("os").environ):
+        if name.startswith("TIDINGS_"):
+            monkeypatch.delenv(name)
+    settings = load_settings(
+        bootstrap_servers=kafka_broker.bootstrap_servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        lifecycle_partitions=3,
+        internal_partitions=2,
+        retry_schedule=["1s", "2s"],
+    )
+    ensure_all(settings)
+    return settings
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A per-test output directory for screenshots and logs."""
+    return tmp_path

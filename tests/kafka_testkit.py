@@ -1,0 +1,49 @@
+"""Test helpers that read topics of the real broker directly."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from producer.config import Settings
+
+
+def read_topic(
+    settings: Settings, topic: str, count: int, timeout: float = 30.0
+) -> list[Message]:
+    """Read ``count`` records of ``topic`` from the beginning of every partition, waiting up
+    to ``timeout`` seconds for them to arrive; fail with what arrived if they do not."""
+    consumer = Consumer(
+        settings.kafka_config(
+            **{"group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(messages) < count and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                if message.error() is None:
+                    messages.append(message)
+        assert len(messages) >= count, f"{len(messages)} of {count} records arrived in {topic}"
+        return messages
+    finally:
+        consumer.close()
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """How many records the topic holds (sum of high watermarks minus low)."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"size-{uuid.uuid4().hex}"}))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
