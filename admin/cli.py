@@ -107,6 +107,18 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, count=args.count, port=args.port)
 
 
+def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the dispatcher until SIGTERM/SIGINT."""
+    import asyncio
+
+    from dispatcher.service import Dispatcher
+    from producer.logs import configure_logging
+
+    configure_logging(args.log_level)
+    asyncio.run(Dispatcher(settings, shutdown_timeout=args.shutdown_timeout).run_forever())
+    return 0
+
+
 # parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
@@ -139,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("--context", help="data.context as JSON or @file")
     emit.add_argument("--timeout", type=float, default=30.0)
     emit.set_defaults(handler=cmd_emit)
+
+    dispatcher = sub.add_parser("dispatcher", help="the delivery service")
+    dispatcher_sub = dispatcher.add_subparsers(dest="action", required=True)
+    run = dispatcher_sub.add_parser("run", help="deliver until SIGTERM")
+    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--shutdown-timeout", type=float, default=30.0,
+                     help="seconds SIGTERM waits for in-flight deliveries")
+    run.set_defaults(handler=cmd_dispatcher_run)
 
     demo = sub.add_parser("demo", help="run the local demo on the embedded broker")
     demo.add_argument("--count", type=int, default=10)

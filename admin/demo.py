@@ -12,10 +12,10 @@ from confluent_kafka import Consumer, TopicPartition
 from admin.broker import LocalBroker
 from admin.topics import ensure_all
 from producer.config import Settings
-from producer.producer import EventProducer
+from producer.producer import EventProducer, codec_for
 from schemas import constants
 from schemas.cloudevents import render_cloudevent
-from schemas.codec import AvroCodec
+from schemas.models import make_event
 from schemas.samples import sample_object
 
 
@@ -46,14 +46,12 @@ def run_demo(settings: Settings, *, count: int, port: int) -> int:
         for i in range(count):
             event_type = constants.EVENT_TYPES[i % len(constants.EVENT_TYPES)]
             obj = sample_object(event_type, seed=i)
-            from schemas.models import make_event
-
             event = make_event(event_type, obj, tenant=settings.tenant)
             ids.append(producer.emit(event))
         producer.flush()
     print(f"produced {len(ids)} events to {topic}; consuming them back:")
 
-    codec = AvroCodec()
+    codec = codec_for(settings)
     seen = 0
     deadline = time.monotonic() + 30
     while seen < len(ids) and time.monotonic() < deadline:

@@ -26,12 +26,18 @@ from pydantic import BaseModel
 from producer.config import Settings
 from producer.errors import BufferFullError, DeliveryFailedError, ProducerClosedError
 from schemas import constants
-from schemas.codec import AvroCodec, codec_for
-from schemas.errors import EventValidationError
+from schemas.codec import AvroCodec
+from schemas.errors import EventValidationError, FieldError
 from schemas.models import LifecycleEvent, make_event
 
 Entity = Mapping[str, Any] | BaseModel
 R = TypeVar("R")
+
+
+def codec_for(settings: Settings) -> AvroCodec:
+    """The codec the settings ask for: Confluent wire format with a registry URL, otherwise
+    single-object encoding against the packaged schemas."""
+    return AvroCodec(settings.schema_registry_url, topic=settings.lifecycle_topic)
 
 
 def subject_key(event: LifecycleEvent) -> str:
@@ -165,9 +171,14 @@ class _KafkaCore:
         payload = self.codec.encode(event)
         if len(payload) > self.settings.max_event_bytes:
             raise EventValidationError(
-                "data",
-                f"the encoded event is {len(payload)} bytes, over the limit of "
-                f"{self.settings.max_event_bytes} bytes",
+                [
+                    FieldError(
+                        "data",
+                        f"the encoded event is {len(payload)} bytes, over the limit of "
+                        f"{self.settings.max_event_bytes} bytes",
+                    )
+                ],
+                context="event too large",
             )
         headers = [
             (constants.HEADER_EVENT_TYPE, event.type.encode()),

@@ -1,0 +1,40 @@
+"""The delivery log: one record per attempt in ``tidings.deliveries``, the source of
+delivery history and stats for the admin service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+#: success: delivered; retrying: failed, another attempt is scheduled; failed: dead-lettered.
+AttemptStatus = Literal["success", "retrying", "failed"]
+
+
+class AttemptRecord(BaseModel):
+    """One delivery attempt of one event to one stream."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stream_id: str
+    event_id: str
+    event_type: str
+    attempt: int
+    status: AttemptStatus
+    http_status: int | None = None
+    error: str | None = None
+    duration_ms: float
+    at: datetime
+    next_attempt_at: datetime | None = None
+    event_time: datetime | None = None
+    purpose: str | None = None
+
+    def to_record(self) -> bytes:
+        """The record value."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_record(cls, value: bytes) -> AttemptRecord:
+        """Parse a record value."""
+        return cls.model_validate_json(value)

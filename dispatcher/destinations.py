@@ -1,0 +1,48 @@
+"""The one small interface every destination type implements: deliver a batch, and say for
+each delivery how it went (an :class:`~dispatcher.outcome.Outcome`). A new destination type
+is one module implementing :class:`DestinationClient` plus a line in :func:`build_client`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from dispatcher.jobs import Job
+from dispatcher.outcome import Outcome
+from dispatcher.streams import Stream
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event ready to send: the job and the rendered CloudEvents JSON."""
+
+    job: Job
+    body: bytes
+
+
+class DestinationClient(Protocol):
+    """Sends rendered events somewhere."""
+
+    #: How many deliveries one call of :meth:`deliver` takes at most.
+    max_batch: int
+
+    async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
+        """Attempt every delivery of the batch; one outcome each, in order. Never raises
+        for a destination failure: failures are outcomes."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the client holds."""
+        ...
+
+
+def build_client(stream: Stream, http: aiohttp.ClientSession) -> DestinationClient:
+    """The client for a stream's destination."""
+    if stream.destination.type == "webhook":
+        from dispatcher.webhook import WebhookClient
+
+        return WebhookClient(stream, http)
+    raise NotImplementedError(f"destination type {stream.destination.type!r}")

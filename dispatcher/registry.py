@@ -1,0 +1,133 @@
+"""The registry of streams: the compacted topic ``tidings.streams``, keyed by stream id.
+
+:class:`RegistryWriter` writes a stream's latest state (or a tombstone to delete it);
+:class:`RegistryView` replays the topic from the beginning and follows it, keeping the
+current streams in memory and telling its owner which ids changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+from pydantic import ValidationError
+
+from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.streams import Stream
+from producer.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class RegistryWriter:
+    """Writes stream states to the registry topic and waits for the acknowledgement."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.streams_topic
+        self._producer = Producer(
+            settings.kafka_config(**{"enable.idempotence": True, "acks": "all", "linger.ms": 0})
+        )
+
+    def put(self, stream: Stream) -> Stream:
+        """Store the stream's state (its ``updated_at`` is set now)."""
+        stream = stream.model_copy(update={"updated_at": datetime.now(UTC)})
+        self._send(stream.id, stream.to_registry())
+        return stream
+
+    def delete(self, stream_id: str) -> None:
+        """Delete a stream: a tombstone for its id."""
+        self._send(stream_id, None)
+
+    def _send(self, key: str, value: bytes | None) -> None:
+        errors: list[str] = []
+        self._producer.produce(
+            self._topic, value, key.encode(),
+            on_delivery=lambda err, _msg: errors.append(err.str()) if err else None,
+        )
+        if self._producer.flush(30) or errors:
+            raise RuntimeError(f"registry write for {key} failed: {errors or 'timeout'}")
+
+    async def aput(self, stream: Stream) -> Stream:
+        """:meth:`put` without blocking the event loop."""
+        return await asyncio.to_thread(self.put, stream)
+
+    async def adelete(self, stream_id: str) -> None:
+        """:meth:`delete` without blocking the event loop."""
+        await asyncio.to_thread(self.delete, stream_id)
+
+
+OnChange = Callable[[set[str]], Awaitable[None]]
+
+
+class RegistryView:
+    """The current streams, rebuilt from the registry topic and kept up to date."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.streams: dict[str, Stream] = {}
+        self.caught_up = asyncio.Event()
+        self._consumer: AsyncConsumer | None = None
+        self._stopping = False
+
+    async def run(self, on_change: OnChange | None = None) -> None:
+        """Replay and follow the topic until :meth:`stop`; ``on_change`` gets changed ids."""
+        topic = self._settings.streams_topic
+        consumer = AsyncConsumer(
+            self._settings.kafka_config(
+                **{
+                    "group.id": f"{self._settings.topic_prefix}registry-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": False,
+                }
+            ),
+            name="tidings-registry",
+        )
+        self._consumer = consumer
+        metadata = await consumer.call(consumer.consumer.list_topics, topic, 10)
+        partitions = list(metadata.topics[topic].partitions)
+        ends: dict[int, int] = {}
+        for partition in partitions:
+            _low, high = await consumer.call(
+                consumer.consumer.get_watermark_offsets, TopicPartition(topic, partition), 10
+            )
+            ends[partition] = high
+        consumer.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        positions = {p: 0 for p in partitions}
+        try:
+            while not self._stopping:
+                messages = await consumer.consume(500, 0.2)
+                changed: set[str] = set()
+                for message in messages:
+                    if message.error() is not None:
+                        continue
+                    positions[message.partition()] = message.offset() + 1
+                    key = (message.key() or b"").decode()
+                    if self._apply(key, message.value()):
+                        changed.add(key)
+                if not self.caught_up.is_set() and all(
+                    positions[p] >= ends[p] for p in partitions
+                ):
+                    self.caught_up.set()
+                if changed and on_change is not None:
+                    await on_change(changed)
+        finally:
+            await consumer.close()
+
+    def _apply(self, key: str, value: bytes | None) -> bool:
+        if value is None:
+            return self.streams.pop(key, None) is not None
+        try:
+            stream = Stream.from_registry(value)
+        except ValidationError as exc:
+            log.error("registry_record_invalid", stream_id=key, error=str(exc))
+            return False
+        self.streams[key] = stream
+        return True
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after its current fetch."""
+        self._stopping = True

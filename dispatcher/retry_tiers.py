@@ -1,0 +1,134 @@
+"""Retry tiers: one topic per delay (``tidings.retry.30s``), shared by every stream.
+
+A tier's consumer never delivers early: when a partition's head record is not yet due, it
+pauses that partition, rewinds to the head and resumes when it is due. Records of a tier
+all wait the same delay, so each partition is in due order and the head is the next due.
+Due records are attempted concurrently; offsets are committed only up to the lowest
+unfinished record, so a restart resumes every record still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from confluent_kafka import Consumer, TopicPartition
+
+from dispatcher.engine import Engine, StreamRuntime
+from dispatcher.jobs import Job, due_at, header_map
+from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.stream_worker import FETCH_BATCH, CommittingWorker
+from dispatcher.streams import Stream
+from producer.config import Settings
+from producer.durations import format_duration
+from schemas import constants
+
+log = structlog.get_logger(__name__)
+
+#: At most this many retry records in flight per tier (memory bound across all streams).
+MAX_TIER_IN_FLIGHT = 2000
+
+
+class TierWorker(CommittingWorker):
+    """Consumes one retry tier and re-attempts its records when due."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        delay: timedelta,
+        runtime_of: Callable[[str], StreamRuntime | None],
+        stream_of: Callable[[str], Stream | None],
+    ) -> None:
+        name = constants.RETRY_TOPIC_PREFIX + format_duration(delay)
+        super().__init__(settings, engine, group_id=settings.topic(name),
+                         topic=settings.retry_topic(delay))
+        self.delay = delay
+        self._runtime_of = runtime_of
+        self._stream_of = stream_of
+        self._paused: set[int] = set()
+        self._in_flight = asyncio.Semaphore(MAX_TIER_IN_FLIGHT)
+
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A fresh assignment is not paused."""
+        self._paused.difference_update(tp.partition for tp in partitions)
+
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Forget pauses of lost partitions, then commit what is finished."""
+        self._paused.difference_update(tp.partition for tp in partitions)
+        super().on_revoke(consumer, partitions)
+
+    async def run(self) -> None:
+        """Consume the tier until stop(); then drain and commit."""
+        consumer = AsyncConsumer(self.consumer_config(), name=f"tidings-tier-{self.delay}")
+        self.consumer = consumer
+        consumer.consumer.subscribe([self.topic], on_assign=self.on_assign,
+                                    on_revoke=self.on_revoke)
+        try:
+            while not self.stopping:
+                for message in await consumer.consume(FETCH_BATCH, 0.2):
+                    if message.error() is not None:
+                        log.warning("consume_error", error=str(message.error()))
+                        continue
+                    await self._handle(message)
+                self.commit()
+        finally:
+            await self.drain(30.0)
+            await consumer.close()
+
+    def _pause_until(self, message: Any, due: datetime) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        partition = message.partition()
+        tp = TopicPartition(self.topic, partition, message.offset())
+        consumer.consumer.pause([tp])
+        consumer.consumer.seek(tp)
+        self._paused.add(partition)
+        wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        asyncio.get_running_loop().call_later(wait, self._resume, partition)
+
+    def _resume(self, partition: int) -> None:
+        if partition not in self._paused or self.consumer is None:
+            return
+        self._paused.discard(partition)
+        try:
+            self.consumer.consumer.resume([TopicPartition(self.topic, partition)])
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the new owner resumes it
+            log.debug("resume_skipped", partition=partition, error=str(exc))
+
+    async def _handle(self, message: Any) -> None:
+        partition, offset = message.partition(), message.offset()
+        if partition in self._paused:
+            return  # fetched before the pause: it comes again after the rewind
+        headers = header_map(message)
+        due = due_at(headers)
+        if due is not None and due > datetime.now(UTC):
+            self._pause_until(message, due)
+            return
+        self.add(partition, offset)
+        job = Job.from_retry(message, headers)
+        runtime = self._runtime_of(job.stream_id)
+        if runtime is None:
+            self.spawn(self._orphan(job), partition, offset)
+            return
+        await self._in_flight.acquire()
+        self.spawn(self._attempt(job, runtime), partition, offset)
+
+    async def _attempt(self, job: Job, runtime: StreamRuntime) -> None:
+        try:
+            await self.engine.process(job, runtime)
+        finally:
+            self._in_flight.release()
+
+    async def _orphan(self, job: Job) -> None:
+        """A record whose stream does not run here: keep it while the stream is disabled,
+        drop it once the stream is deleted."""
+        stream = self._stream_of(job.stream_id)
+        if stream is None:
+            log.info("retry_dropped_stream_deleted", stream_id=job.stream_id,
+                     event_id=job.event_id)
+            return
+        await self.engine.requeue(job, self.delay)

@@ -1,0 +1,142 @@
+"""The dispatcher service (``tidings dispatcher run``): follows the registry and runs one
+consumer per enabled stream plus one per retry tier, in one asyncio process.
+
+Several processes share the work through Kafka's consumer groups. SIGTERM stops fetching,
+lets in-flight deliveries finish or hand off, commits, and exits within a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import aiohttp
+import structlog
+
+from dispatcher.destinations import build_client
+from dispatcher.engine import Engine, StreamRuntime
+from dispatcher.kafka_io import AsyncProducer
+from dispatcher.registry import RegistryView, RegistryWriter
+from dispatcher.retry_tiers import TierWorker
+from dispatcher.stream_worker import StreamWorker
+from dispatcher.streams import Stream
+from producer.config import Settings
+from producer.producer import codec_for
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    """Runs every enabled stream's delivery and every retry tier."""
+
+    def __init__(self, settings: Settings, *, shutdown_timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.shutdown_timeout = shutdown_timeout
+        self.registry = RegistryView(settings)
+        self._writer = RegistryWriter(settings)
+        self._producer = AsyncProducer(settings.kafka_config())
+        self.engine = Engine(settings, self._producer, codec_for(settings), self._disable)
+        self.runtimes: dict[str, StreamRuntime] = {}
+        self._workers: dict[str, tuple[StreamWorker, asyncio.Task[None]]] = {}
+        self._tiers: list[tuple[TierWorker, asyncio.Task[None]]] = []
+        self._registry_task: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._reconcile_lock = asyncio.Lock()
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Replay the registry, start stream consumers and tier consumers."""
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=1000, ttl_dns_cache=60),
+            auto_decompress=False,
+        )
+        self._registry_task = asyncio.create_task(self.registry.run(self._reconcile))
+        await self.registry.caught_up.wait()
+        await self._reconcile(set(self.registry.streams))
+        for delay in self.settings.retry_schedule:
+            worker = TierWorker(self.settings, self.engine, delay, self.runtimes.get,
+                                self.registry.streams.get)
+            self._tiers.append((worker, asyncio.create_task(worker.run())))
+        log.info("dispatcher_started", streams=len(self.runtimes), tiers=len(self._tiers))
+
+    async def _reconcile(self, changed: set[str]) -> None:
+        """Start, reconfigure or stop stream workers to match the registry."""
+        async with self._reconcile_lock:
+            for stream_id in changed:
+                stream = self.registry.streams.get(stream_id)
+                running = self._workers.get(stream_id)
+                if stream is None or not stream.enabled:
+                    if running is not None:
+                        await self._stop_worker(stream_id)
+                    continue
+                if running is not None and running[0].runtime.stream == stream:
+                    continue
+                runtime = self._runtime(stream)
+                if running is None:
+                    worker = StreamWorker(self.settings, self.engine, runtime)
+                    self._workers[stream_id] = (worker, asyncio.create_task(worker.run()))
+                    log.info("stream_started", stream_id=stream_id)
+                else:
+                    running[0].update(runtime)
+                    log.info("stream_reconfigured", stream_id=stream_id)
+
+    def _runtime(self, stream: Stream) -> StreamRuntime:
+        assert self._http is not None
+        previous = self.runtimes.get(stream.id)
+        runtime = StreamRuntime(
+            stream=stream,
+            client=build_client(stream, self._http),
+            slots=asyncio.Semaphore(stream.delivery.max_in_flight),
+            schedule=self.engine.schedule_for(stream),
+        )
+        if previous is not None and previous.stream.delivery == stream.delivery:
+            runtime.slots = previous.slots  # deliveries in flight keep their slots
+        self.runtimes[stream.id] = runtime
+        return runtime
+
+    async def _stop_worker(self, stream_id: str) -> None:
+        worker, task = self._workers.pop(stream_id)
+        worker.stop()
+        await task
+        runtime = self.runtimes.pop(stream_id, None)
+        if runtime is not None:
+            await runtime.client.close()
+        log.info("stream_stopped", stream_id=stream_id)
+
+    async def _disable(self, stream_id: str, reason: str) -> None:
+        stream = self.registry.streams.get(stream_id)
+        if stream is None or not stream.enabled:
+            return
+        await self._writer.aput(
+            stream.model_copy(update={"status": "disabled", "status_reason": reason})
+        )
+
+    async def stop(self) -> None:
+        """Stop fetching, finish in-flight work, commit, close. Safe to call twice."""
+        if self.stopped.is_set():
+            return
+        for worker, _task in [*self._workers.values(), *self._tiers]:
+            worker.stop()
+        tasks = [task for _w, task in [*self._workers.values(), *self._tiers]]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        self.registry.stop()
+        if self._registry_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._registry_task, 5)
+        if self._http is not None:
+            await self._http.close()
+        await asyncio.to_thread(self._producer.close, 10)
+        self.stopped.set()
+        log.info("dispatcher_stopped")
+
+    async def run_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()

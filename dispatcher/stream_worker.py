@@ -1,0 +1,204 @@
+"""One stream's consumer of the lifecycle topic, in its own consumer group.
+
+Records whose type the stream does not subscribe to are skipped from the record headers,
+without decoding. The rest are attempted concurrently (at most ``max_in_flight`` at once);
+offsets are committed only up to the lowest record not yet finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+from dispatcher.engine import Engine, StreamRuntime
+from dispatcher.jobs import Job, header_map
+from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.offsets import OffsetTracker
+from dispatcher.subscriptions import SubscriptionFilter
+from producer.config import Settings
+from schemas import constants
+
+log = structlog.get_logger(__name__)
+
+COMMIT_INTERVAL = 0.5
+FETCH_BATCH = 500
+
+
+class CommittingWorker:
+    """The consume → track → commit machinery shared by stream and tier workers."""
+
+    def __init__(self, settings: Settings, engine: Engine, group_id: str, topic: str) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.group_id = group_id
+        self.topic = topic
+        self.tracker = OffsetTracker()
+        self._lock = threading.Lock()  # rebalance callbacks run on the consumer's thread
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._last_commit = 0.0
+        self.consumer: AsyncConsumer | None = None
+
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka settings of this worker's consumer."""
+        return self.settings.kafka_config(
+            **{
+                "group.id": self.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                # One consumer per stream: keep librdkafka's prefetch queue small.
+                "queued.max.messages.kbytes": 4096,
+                "fetch.wait.max.ms": 100,
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+            }
+        )
+
+    # offsets ---------------------------------------------------------------------------------
+    def add(self, partition: int, offset: int) -> None:
+        """A record was fetched and is now in flight."""
+        with self._lock:
+            self.tracker.add(self.topic, partition, offset)
+
+    def done(self, partition: int, offset: int) -> None:
+        """A record is finished: delivered, handed on, dead-lettered or skipped."""
+        with self._lock:
+            self.tracker.done(self.topic, partition, offset)
+
+    def commit(self, *, force: bool = False, sync: bool = False) -> None:
+        """Commit what is committable (at most every COMMIT_INTERVAL unless forced)."""
+        now = time.monotonic()
+        if self.consumer is None or (not force and now - self._last_commit < COMMIT_INTERVAL):
+            return
+        self._last_commit = now
+        with self._lock:
+            ready = self.tracker.committable()
+        if not ready:
+            return
+        offsets = [TopicPartition(t, p, o) for t, p, o in ready]
+        try:
+            self.consumer.consumer.commit(offsets=offsets, asynchronous=not sync)
+        except Exception as exc:  # noqa: BLE001 - a failed commit is retried on the next one
+            log.warning("commit_failed", group=self.group_id, error=str(exc))
+            return
+        with self._lock:
+            self.tracker.mark_committed(ready)
+
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit what is finished of the partitions we lose, then forget them."""
+        with self._lock:
+            ready = [r for r in self.tracker.committable() if r[1] in {p.partition for p in partitions}]
+            for tp in partitions:
+                self.tracker.drop(tp.topic, tp.partition)
+        if ready:
+            try:
+                consumer.commit(offsets=[TopicPartition(*r) for r in ready], asynchronous=False)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
+
+    def spawn(self, coro: Any, partition: int, offset: int) -> None:
+        """Run one job; its offset is finished when it returns."""
+
+        async def run() -> None:
+            try:
+                await coro
+            except Exception:  # the record stays unfinished: retried after a restart
+                log.exception("job_failed", group=self.group_id, partition=partition,
+                              offset=offset)
+                return
+            self.done(partition, offset)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight jobs, then make the final commit."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        self.commit(force=True, sync=True)
+
+    def stop(self) -> None:
+        """Ask the worker to stop fetching."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called."""
+        return self._stopping.is_set()
+
+
+class StreamWorker(CommittingWorker):
+    """Delivers one stream's share of the lifecycle topic."""
+
+    def __init__(self, settings: Settings, engine: Engine, runtime: StreamRuntime) -> None:
+        stream_id = runtime.stream.id
+        super().__init__(
+            settings,
+            engine,
+            group_id=settings.topic(constants.STREAM_GROUP_PREFIX + stream_id),
+            topic=settings.lifecycle_topic,
+        )
+        self.runtime = runtime
+        self.wants = SubscriptionFilter(runtime.stream.event_types)
+
+    def update(self, runtime: StreamRuntime) -> None:
+        """Take a changed stream (destination, subscriptions, settings) without a restart."""
+        self.runtime = runtime
+        self.wants = SubscriptionFilter(runtime.stream.event_types)
+
+    def _start_offset(self, consumer: Consumer, tp: TopicPartition) -> int:
+        position = self.runtime.stream.delivery.start_position
+        if position == "earliest":
+            return OFFSET_BEGINNING
+        when: datetime = self.runtime.stream.created_at if position == "now" else position  # type: ignore[assignment]
+        found = consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, int(when.timestamp() * 1000))], timeout=10
+        )[0]
+        return found.offset if found.offset >= 0 else OFFSET_END
+
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions the group never committed start at the stream's start position."""
+        committed = consumer.committed(partitions, timeout=10)
+        for tp in committed:
+            if tp.offset < 0:
+                tp.offset = self._start_offset(consumer, tp)
+        consumer.assign(committed)
+
+    async def run(self) -> None:
+        """Consume and deliver until stop(); then drain and commit."""
+        consumer = AsyncConsumer(self.consumer_config(), name=f"tidings-{self.runtime.stream.id}")
+        self.consumer = consumer
+        consumer.consumer.subscribe([self.topic], on_assign=self.on_assign,
+                                    on_revoke=self.on_revoke)
+        try:
+            while not self.stopping:
+                for message in await consumer.consume(FETCH_BATCH, 0.1):
+                    if message.error() is not None:
+                        log.warning("consume_error", error=str(message.error()))
+                        continue
+                    await self._handle(message)
+                self.commit()
+        finally:
+            await self.drain(30.0)
+            await consumer.close()
+
+    async def _handle(self, message: Any) -> None:
+        partition, offset = message.partition(), message.offset()
+        self.add(partition, offset)
+        headers = header_map(message)
+        event_type = headers.get(constants.HEADER_EVENT_TYPE)
+        if event_type is not None and not self.wants(event_type.decode(errors="replace")):
+            self.done(partition, offset)
+            return
+        runtime = self.runtime
+        job = Job.from_lifecycle(runtime.stream.id, message, headers)
+        await runtime.slots.acquire()  # back-pressure: never more than max_in_flight
+        self.spawn(self.engine.process(job, runtime, holding_slot=True), partition, offset)

@@ -1,0 +1,232 @@
+"""The stream: a subscription (event types) bound to a destination, with delivery settings.
+
+This is the shape stored in the compacted registry topic and served by the admin API. Its
+JSON follows Auth0's event stream object (``subscriptions: [{"event_type": ...}]``,
+``destination: {"type", "configuration"}``); Tidings' additions sit in ``delivery`` and
+``signing_secrets``. Secrets are :class:`~pydantic.SecretStr`: they serialize as ``None``
+unless the caller asks for them with the context ``{"reveal_secrets": True}`` (the registry
+does; API responses never do).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    SerializationInfo,
+    field_validator,
+)
+
+from dispatcher.signing import validate_secret
+from dispatcher.subscriptions import validate_pattern
+from producer.durations import Duration
+from schemas.ids import is_stream_id, new_stream_id
+
+
+def _serialize_secret(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    if value is None:
+        return None
+    context = info.context or {}
+    return value.get_secret_value() if context.get("reveal_secrets") else None
+
+
+#: A secret: write-only through the API, revealed only to the registry's serializer.
+Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, return_type=str | None)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BearerAuthorization(_Model):
+    """``Authorization: Bearer <token>``."""
+
+    method: Literal["bearer"] = "bearer"
+    token: Secret = Field(min_length=1)
+
+
+class BasicAuthorization(_Model):
+    """HTTP basic authorization."""
+
+    method: Literal["basic"] = "basic"
+    username: str = Field(min_length=1, max_length=256)
+    password: Secret = Field(min_length=1)
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class CustomHeaderAuthorization(_Model):
+    """A header of the user's choosing, e.g. ``X-Api-Key: ...``."""
+
+    method: Literal["custom_header"] = "custom_header"
+    header_key: str = Field(min_length=1, max_length=256)
+    header_value: Secret = Field(min_length=1)
+
+    @field_validator("header_key")
+    @classmethod
+    def _token_chars(cls, value: str) -> str:
+        if not _HEADER_NAME.match(value):
+            raise ValueError("not a valid HTTP header name")
+        if value.lower() in {"content-type", "content-length", "host", "webhook-id",
+                             "webhook-timestamp", "webhook-signature"}:
+            raise ValueError(f"{value} is set by Tidings and cannot be overridden")
+        return value
+
+
+Authorization = Annotated[
+    BearerAuthorization | BasicAuthorization | CustomHeaderAuthorization,
+    Field(discriminator="method"),
+]
+
+
+class WebhookConfiguration(_Model):
+    """Where and how to POST events."""
+
+    webhook_endpoint: str = Field(max_length=2048)
+    webhook_authorization: Authorization | None = None
+
+    @field_validator("webhook_endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.username or parts.password:
+            raise ValueError("credentials in the URL are not allowed: use webhook_authorization")
+        return value
+
+
+class WebhookDestination(_Model):
+    """A webhook destination."""
+
+    type: Literal["webhook"] = "webhook"
+    configuration: WebhookConfiguration
+
+
+class EventBridgeConfiguration(_Model):
+    """An Amazon EventBridge bus; credentials come from the standard AWS chain."""
+
+    aws_account_id: str = Field(pattern=r"^\d{12}$")
+    aws_region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    event_bus_name: str = Field(min_length=1, max_length=1600)
+    source: str | None = Field(None, min_length=1, max_length=256)
+    endpoint_url: str | None = None
+
+
+class EventBridgeDestination(_Model):
+    """An EventBridge destination."""
+
+    type: Literal["eventbridge"] = "eventbridge"
+    configuration: EventBridgeConfiguration
+
+
+Destination = Annotated[WebhookDestination | EventBridgeDestination, Field(discriminator="type")]
+
+
+class Subscription(_Model):
+    """One subscribed event type or wildcard (``user.*``)."""
+
+    event_type: str
+
+    @field_validator("event_type")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return validate_pattern(value)
+
+
+class DeliverySettings(_Model):
+    """How a stream delivers: Tidings' additions to Auth0's stream object."""
+
+    timeout: Duration = Field(timedelta(seconds=10), description="Total time per attempt.")
+    max_in_flight: int = Field(64, ge=1, le=1000, description="Concurrent deliveries.")
+    retry_schedule: list[Duration] | None = Field(
+        None, description="Overrides the global retry tiers (must be a prefix of them)."
+    )
+    start_position: Literal["now", "earliest"] | datetime = Field(
+        "now", description="Where a new stream starts reading: its creation, the oldest "
+        "retained event, or a timestamp (backfill)."
+    )
+    permanent_4xx: bool = Field(
+        True, description="4xx other than 408/410/429 go straight to the dead-letter topic."
+    )
+    auto_disable_after: int = Field(
+        500, ge=1, description="Consecutive failed attempts after which the stream disables."
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=100) <= value <= timedelta(seconds=60):
+            raise ValueError("must be between 100ms and 60s")
+        return value
+
+
+StreamStatus = Literal["enabled", "disabled"]
+
+
+def _now() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Stream(_Model):
+    """An event stream as stored in the registry."""
+
+    id: str = Field(default_factory=new_stream_id)
+    name: str = Field(min_length=1, max_length=128)
+    subscriptions: list[Subscription] = Field(min_length=1)
+    destination: Destination
+    status: StreamStatus = "enabled"
+    status_reason: str | None = None
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    signing_secrets: list[Secret] = Field(default_factory=list, max_length=5)
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not is_stream_id(value):
+            raise ValueError("must be 'est_' followed by 22 letters or digits")
+        return value
+
+    @field_validator("signing_secrets")
+    @classmethod
+    def _secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            validate_secret(secret.get_secret_value())
+        return value
+
+    @property
+    def event_types(self) -> list[str]:
+        """The subscribed patterns."""
+        return [s.event_type for s in self.subscriptions]
+
+    @property
+    def enabled(self) -> bool:
+        """True when the stream should be consuming."""
+        return self.status == "enabled"
+
+    def to_registry(self) -> bytes:
+        """The registry record's value: JSON with secrets included (issue: encrypted at rest)."""
+        return self.model_dump_json(context={"reveal_secrets": True}).encode()
+
+    @classmethod
+    def from_registry(cls, value: bytes) -> Stream:
+        """Parse a registry record's value."""
+        return cls.model_validate_json(value)
+
+    def public(self) -> dict[str, Any]:
+        """The JSON an API response shows: every secret left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+

@@ -1,0 +1,168 @@
+"""Realistic sample data for every event type, for tests, the producer demo and test events.
+
+Everything is drawn from a :class:`random.Random` seeded by ``seed``, so a seed always gives the
+same data (``None`` gives fresh data each call). Objects are plain JSON-shaped dicts, exactly
+what a caller of the admin API's test endpoint or ``tidings emit`` would send.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.constants import EVENT_TYPES
+from schemas.models import LifecycleEvent, make_event
+from schemas.timestamps import format_rfc3339_millis
+
+_GIVEN = ("Ada", "Grace", "Alan", "Édith", "Linus", "Margaret", "Ken", "Barbara", "Søren", "Yuki")
+_FAMILY = ("Lovelace", "Hopper", "Turing", "Piaf", "Torvalds", "Hamilton", "Thompson", "Liskov")
+_ORGS = ("acme", "globex", "initech", "umbrella", "hooli", "stark-industries", "wayne-enterprises")
+_ROLES = ("admin", "billing", "member", "viewer", "support")
+_EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+_LATER = _EPOCH + timedelta(days=400)  # after every sampled created_at/updated_at
+
+
+def _hex(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice("0123456789abcdef") for _ in range(length))
+
+
+def _alnum(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+def _when(rng: random.Random, *, after: datetime = _EPOCH, days: int = 300) -> datetime:
+    return after + timedelta(milliseconds=rng.randrange(days * 86_400_000))
+
+
+def _user(rng: random.Random) -> dict[str, Any]:
+    given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
+    nickname = f"{given.lower()}.{family.lower()}"
+    created = _when(rng)
+    updated = _when(rng, after=created, days=30)
+    local_id = _hex(rng, 24)
+    return {
+        "user_id": f"auth0|{local_id}",
+        "email": f"{nickname}@example.com",
+        "email_verified": rng.random() < 0.8,
+        "name": f"{given} {family}",
+        "nickname": nickname,
+        "given_name": given,
+        "family_name": family,
+        "picture": f"https://s.gravatar.com/avatar/{_hex(rng, 32)}?s=480&r=pg",
+        "created_at": format_rfc3339_millis(created),
+        "updated_at": format_rfc3339_millis(updated),
+        "identities": [
+            {
+                "connection": "Username-Password-Authentication",
+                "user_id": local_id,
+                "provider": "auth0",
+                "isSocial": False,
+            }
+        ],
+        "app_metadata": {
+            "plan": rng.choice(("free", "pro", "enterprise")),
+            "seats": rng.randrange(1, 50),
+            "discount": round(rng.random(), 2),
+            "flags": {"beta": rng.random() < 0.5, "legacy_id": None},
+            "roles": rng.sample(_ROLES, 2),
+        },
+        "user_metadata": {"locale": rng.choice(("en", "fr", "ja")), "theme": "dark"},
+        "multifactor": [] if rng.random() < 0.7 else ["guardian"],
+        "last_ip": f"203.0.113.{rng.randrange(1, 255)}",
+        "last_login": format_rfc3339_millis(updated),
+        "logins_count": rng.randrange(1, 500),
+        "blocked": False,
+    }
+
+
+def _organization(rng: random.Random) -> dict[str, Any]:
+    name = rng.choice(_ORGS)
+    created = _when(rng)
+    return {
+        "id": f"org_{_alnum(rng, 16)}",
+        "name": name,
+        "display_name": name.replace("-", " ").title(),
+        "branding": {
+            "logo_url": f"https://cdn.example.com/{name}/logo.png",
+            "colors": {"primary": f"#{_hex(rng, 6)}", "page_background": "#ffffff"},
+        },
+        "metadata": {"tier": rng.choice(("gold", "silver")), "region": "eu"},
+        "created_at": format_rfc3339_millis(created),
+        "updated_at": format_rfc3339_millis(_when(rng, after=created, days=30)),
+    }
+
+
+def _member(rng: random.Random, *, with_role: bool) -> dict[str, Any]:
+    member: dict[str, Any] = {
+        "organization": {"id": f"org_{_alnum(rng, 16)}", "name": rng.choice(_ORGS)},
+        "user": {"user_id": f"auth0|{_hex(rng, 24)}"},
+    }
+    if with_role:
+        member["role"] = {"id": f"rol_{_alnum(rng, 16)}", "name": rng.choice(_ROLES)}
+    return member
+
+
+def sample_object(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
+    """Return a realistic ``data.object`` for ``event_type`` (a JSON-shaped dict)."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}")
+    rng = random.Random(seed)
+    if event_type.startswith("user."):
+        user = _user(rng)
+        if event_type == "user.deleted":
+            user["deleted_at"] = format_rfc3339_millis(_when(rng, after=_LATER, days=30))
+        return user
+    if event_type.startswith("organization.member."):
+        return _member(rng, with_role=".role." in event_type)
+    return _organization(rng)
+
+
+def sample_context(*, seed: int | None = None) -> dict[str, Any]:
+    """Return a realistic ``data.context``: client, connection, request with geo, tenant."""
+    rng = random.Random(seed)
+    return {
+        "client": {
+            "id": _alnum(rng, 32),
+            "name": "Tidings Demo App",
+            "metadata": {"team": "identity", "version": 3},
+        },
+        "connection": {
+            "id": f"con_{_alnum(rng, 16)}",
+            "name": "Username-Password-Authentication",
+            "strategy": "auth0",
+        },
+        "request": {
+            "ip": f"198.51.100.{rng.randrange(1, 255)}",
+            "method": "POST",
+            "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+            "hostname": "login.example.com",
+            "geo": {
+                "country_code": "FR",
+                "country_code3": "FRA",
+                "country_name": "France",
+                "city_name": "Paris",
+                "latitude": 48.8566,
+                "longitude": 2.3522,
+                "time_zone": "Europe/Paris",
+                "continent_code": "EU",
+            },
+        },
+        "tenant": {"id": "tidings-demo"},
+    }
+
+
+def sample_event(
+    event_type: str, *, tenant: str = "tidings-demo", seed: int | None = None
+) -> LifecycleEvent:
+    """Return a whole sample event: the object, a context, and for ``*.updated`` a previous one."""
+    obj = sample_object(event_type, seed=seed)
+    previous = None
+    if event_type.endswith(".updated"):
+        previous = {**obj}
+        if event_type.startswith("user."):
+            previous["email"] = "old." + str(obj["email"])
+        else:
+            previous["display_name"] = "Old " + str(obj["display_name"])
+    return make_event(event_type, obj, previous, sample_context(seed=seed), tenant=tenant)

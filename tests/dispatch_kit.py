@@ -1,0 +1,58 @@
+"""Helpers for dispatcher tests: streams, a running in-process dispatcher, event producing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dispatcher.registry import RegistryWriter
+from dispatcher.service import Dispatcher
+from dispatcher.streams import Stream
+from producer.config import Settings
+from producer.producer import EventProducer
+from schemas import constants
+from schemas.samples import sample_event
+
+
+def webhook_stream(url: str, *, types: list[str] | None = None, **fields: Any) -> Stream:
+    """A webhook stream for ``url`` (all event types unless ``types``)."""
+    destination = {"type": "webhook", "configuration": {"webhook_endpoint": url}}
+    destination["configuration"].update(fields.pop("configuration", {}))
+    data: dict[str, Any] = {
+        "name": fields.pop("name", "test stream"),
+        "subscriptions": [{"event_type": t} for t in (types or ["*"])],
+        "destination": destination,
+        **fields,
+    }
+    return Stream.model_validate(data)
+
+
+def register(settings: Settings, *streams: Stream) -> list[Stream]:
+    """Write streams to the registry topic."""
+    writer = RegistryWriter(settings)
+    return [writer.put(stream) for stream in streams]
+
+
+@contextlib.asynccontextmanager
+async def running_dispatcher(settings: Settings, **kwargs: Any) -> AsyncIterator[Dispatcher]:
+    """A dispatcher running in this event loop, stopped at the end."""
+    dispatcher = Dispatcher(settings, **kwargs)
+    await dispatcher.start()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
+
+
+def produce_events(
+    settings: Settings, count: int, types: tuple[str, ...] = constants.EVENT_TYPES
+) -> list[str]:
+    """Produce ``count`` sample events (cycling through ``types``); return their ids."""
+    ids = []
+    with EventProducer(settings) as producer:
+        for i in range(count):
+            event = sample_event(types[i % len(types)], tenant=settings.tenant, seed=i)
+            ids.append(producer.emit(event))
+        assert producer.flush(30) == 0
+    return ids
