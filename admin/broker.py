@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.4.0"
@@ -100,9 +100,14 @@ def kafka_libs() -> Path:
     )
     result = subprocess.run(
         [
-            "mvn", "-q", "-B", "-f", str(staging / "pom.xml"),
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(staging / "pom.xml"),
             f"{DEPENDENCY_PLUGIN}:copy-dependencies",
-            f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging / 'libs'}",
+            "-DincludeScope=runtime",
         ],
         capture_output=True,
         text=True,
@@ -141,7 +146,7 @@ class LocalBroker:
     """One single-node KRaft broker on 127.0.0.1 (broker and controller in one process)."""
 
     port: int = 9092
-    data_dir: Path = default_data_dir()
+    data_dir: Path = field(default_factory=default_data_dir)
     controller_port: int | None = None
     heap: str = "512m"
 
@@ -238,14 +243,24 @@ class LocalBroker:
             return
         cluster_id = _random_cluster_id()
         result = subprocess.run(
-            self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                       "-c", str(properties), "--ignore-formatted"),
+            self._java(
+                libs,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(properties),
+                "--ignore-formatted",
+            ),
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise BrokerError(f"formatting {self._log_dirs} failed:\n{result.stdout}{result.stderr}")
+            raise BrokerError(
+                f"formatting {self._log_dirs} failed:\n{result.stdout}{result.stderr}"
+            )
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker in the background and wait until it answers.
@@ -281,11 +296,13 @@ class LocalBroker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
-                raise BrokerError(f"the broker exited with {process.returncode}:\n{self.tail_log()}")
+                raise BrokerError(
+                    f"the broker exited with {process.returncode}:\n{self.tail_log()}"
+                )
             if port_open(self.port):
                 try:
                     metadata = admin.list_topics(timeout=2)
-                except Exception:  # noqa: BLE001 - not ready yet, any client error means retry
+                except Exception:
                     metadata = None
                 if metadata is not None and metadata.brokers:
                     return

@@ -55,8 +55,10 @@ def cmd_broker_status(args: argparse.Namespace, _settings: Settings) -> int:
     """Exit 0 and print the address when the broker is running, else exit 3."""
     broker = _broker(args)
     if broker.is_running():
-        print(f"running pid={broker.pid()} bootstrap.servers={broker.bootstrap_servers} "
-              f"data_dir={broker.data_dir}")
+        print(
+            f"running pid={broker.pid()} bootstrap.servers={broker.bootstrap_servers} "
+            f"data_dir={broker.data_dir}"
+        )
         return 0
     print(f"stopped data_dir={broker.data_dir}")
     return 3
@@ -156,8 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     dispatcher_sub = dispatcher.add_subparsers(dest="action", required=True)
     run = dispatcher_sub.add_parser("run", help="deliver until SIGTERM")
     run.add_argument("--log-level", default="INFO")
-    run.add_argument("--shutdown-timeout", type=float, default=30.0,
-                     help="seconds SIGTERM waits for in-flight deliveries")
+    run.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds SIGTERM waits for in-flight deliveries",
+    )
     run.set_defaults(handler=cmd_dispatcher_run)
 
     demo = sub.add_parser("demo", help="run the local demo on the embedded broker")
@@ -179,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:
         from pydantic import ValidationError
 
         if isinstance(exc, ValidationError | FileNotFoundError):

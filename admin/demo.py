@@ -60,8 +60,10 @@ def run_demo(settings: Settings, *, count: int, port: int) -> int:
             continue
         event = codec.decode(message.value() or b"")
         cloud = render_cloudevent(event)
-        print(f"  partition {message.partition()} offset {message.offset()}: "
-              f"{json.dumps(cloud)[:160]}")
+        print(
+            f"  partition {message.partition()} offset {message.offset()}: "
+            f"{json.dumps(cloud)[:160]}"
+        )
         seen += 1
     consumer.close()
     print(f"consumed {seen}/{len(ids)}. Broker left running: `tidings broker stop` stops it.")

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from producer.config import Settings
 
@@ -53,14 +54,14 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
     for delay in settings.retry_schedule:
         retention = max(delay * 3, settings.lifecycle_retention)
         specs.append(
-            TopicSpec(settings.retry_topic(delay), internal, {"retention.ms": _retention(retention)})
+            TopicSpec(
+                settings.retry_topic(delay), internal, {"retention.ms": _retention(retention)}
+            )
         )
     return specs
 
 
-def ensure_topics(
-    admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0
-) -> list[str]:
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create the topics of ``specs`` that do not exist yet; return the names created."""
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [spec for spec in specs if spec.name not in existing]
@@ -68,8 +69,9 @@ def ensure_topics(
         return []
     futures = admin.create_topics(
         [
-            NewTopic(spec.name, num_partitions=spec.partitions, replication_factor=-1,
-                     config=spec.config)
+            NewTopic(
+                spec.name, num_partitions=spec.partitions, replication_factor=-1, config=spec.config
+            )
             for spec in missing
         ],
         request_timeout=timeout,

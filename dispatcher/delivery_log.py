@@ -29,6 +29,10 @@ class AttemptRecord(BaseModel):
     next_attempt_at: datetime | None = None
     event_time: datetime | None = None
     purpose: str | None = None
+    #: Where the event itself lies, so it can be redelivered while the topic retains it.
+    origin_topic: str | None = None
+    origin_partition: int | None = None
+    origin_offset: int | None = None
 
     def to_record(self) -> bytes:
         """The record value."""

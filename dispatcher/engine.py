@@ -66,7 +66,9 @@ class Engine:
         """The stream's retry tiers: its override, else the global schedule."""
         return list(stream.delivery.retry_schedule or self._settings.retry_schedule)
 
-    async def process(self, job: Job, runtime: StreamRuntime, *, holding_slot: bool = False) -> None:
+    async def process(
+        self, job: Job, runtime: StreamRuntime, *, holding_slot: bool = False
+    ) -> None:
         """Attempt the job once and route the outcome. Never raises for delivery failures;
         raises only when Kafka cannot take the job's next home (the offset then stays
         uncommitted and the job is attempted again after a restart)."""
@@ -125,16 +127,22 @@ class Engine:
         else:
             await self.dead_letter(failed, f"permanent failure: {outcome.error}", now)
         status: AttemptStatus = "retrying" if next_at else "failed"
-        self._log_attempt(failed, status, outcome, duration_ms, now, next_at, event_time,
-                          attempt=failed.attempts)
+        self._log_attempt(
+            failed, status, outcome, duration_ms, now, next_at, event_time, attempt=failed.attempts
+        )
         limit = runtime.stream.delivery.auto_disable_after
         if runtime.consecutive_failures >= limit:
             await self._auto_disable(runtime, f"{limit} consecutive failed deliveries")
 
     async def dead_letter(self, job: Job, reason: str, at: datetime) -> None:
         """Produce the job to the dead-letter topic with its reason, and wait for the ack."""
-        log.warning("dead_lettered", stream_id=job.stream_id, event_id=job.event_id,
-                    attempts=job.attempts, reason=reason)
+        log.warning(
+            "dead_lettered",
+            stream_id=job.stream_id,
+            event_id=job.event_id,
+            attempts=job.attempts,
+            reason=reason,
+        )
         await self._producer.produce(
             self._settings.dlq_topic, job.value, job.key, job.headers(at, reason=reason)
         )
@@ -143,7 +151,9 @@ class Engine:
         """Put a job back into the tier of ``delay`` unchanged (stream paused meanwhile)."""
         now = datetime.now(UTC)
         await self._producer.produce(
-            self._settings.retry_topic(delay), job.value, job.key,
+            self._settings.retry_topic(delay),
+            job.value,
+            job.key,
             job.headers(now, due_at=now + delay),
         )
 
@@ -179,6 +189,9 @@ class Engine:
             next_attempt_at=next_at,
             event_time=event_time,
             purpose=job.purpose,
+            origin_topic=job.origin_topic or None,
+            origin_partition=job.origin_partition if job.origin_partition >= 0 else None,
+            origin_offset=job.origin_offset if job.origin_offset >= 0 else None,
         )
         # The log is history, not the source of truth: it is not awaited.
         self._producer.produce_nowait(

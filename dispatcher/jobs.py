@@ -23,7 +23,12 @@ def _from_ms(value: bytes | None) -> datetime | None:
 
 def header_map(message: Message) -> dict[str, bytes]:
     """A record's headers as a dict (the last value wins)."""
-    return {key: value or b"" for key, value in message.headers() or ()}
+    headers: dict[str, bytes] = {}
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    for key, value in pairs:
+        headers[key] = value.encode() if isinstance(value, str) else (value or b"")
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,9 @@ class Job:
             last_http_status=http_status,
         )
 
-    def headers(self, at: datetime, *, due_at: datetime | None = None,
-                reason: str | None = None) -> list[tuple[str, bytes]]:
+    def headers(
+        self, at: datetime, *, due_at: datetime | None = None, reason: str | None = None
+    ) -> list[tuple[str, bytes]]:
         """Headers for a retry-tier or dead-letter record, readable without the code."""
         headers = [
             (constants.HEADER_STREAM_ID, self.stream_id.encode()),

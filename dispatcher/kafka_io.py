@@ -3,6 +3,11 @@
 librdkafka calls back on whatever thread polls it; these wrappers poll on their own threads
 and hand results to the event loop with ``call_soon_threadsafe``, so coroutines can await a
 produce acknowledgement or a batch of records without blocking the loop.
+
+confluent-kafka's own ``confluent_kafka.aio`` wrappers were considered: they move rebalance
+callbacks onto the event loop and share one executor, whereas a worker here must commit its
+revoked partitions synchronously on the consumer's own thread before they move, and each of
+up to a hundred stream consumers gets a thread of its own so none waits for another.
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ class AsyncProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=list(headers or ()),
-                                       on_delivery=report)
+                self._producer.produce(
+                    topic, value, key, headers=list(headers or ()), on_delivery=report
+                )
                 return
             except BufferError:
                 self._producer.poll(0.01)
@@ -81,9 +87,7 @@ class AsyncProducer:
             else:
                 future.set_exception(KafkaException(err))
 
-        self.produce_nowait(
-            topic, value, key, headers, lambda err: loop.call_soon_threadsafe(settle, err)
-        )
+        self.produce_nowait(topic, value, key, headers, lambda err: _call_soon(loop, settle, err))
         await future
 
     def flush(self, timeout: float = 30.0) -> int:
@@ -98,6 +102,14 @@ class AsyncProducer:
         self._producer.flush(timeout)
         self._stop.set()
         self._thread.join()
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop,
+    fn: Callable[[KafkaError | None], None],
+    err: KafkaError | None,
+) -> None:
+    loop.call_soon_threadsafe(fn, err)
 
 
 class AsyncConsumer:

@@ -45,7 +45,9 @@ class RegistryWriter:
     def _send(self, key: str, value: bytes | None) -> None:
         errors: list[str] = []
         self._producer.produce(
-            self._topic, value, key.encode(),
+            self._topic,
+            value,
+            key.encode(),
             on_delivery=lambda err, _msg: errors.append(err.str()) if err else None,
         )
         if self._producer.flush(30) or errors:
@@ -104,13 +106,11 @@ class RegistryView:
                 for message in messages:
                     if message.error() is not None:
                         continue
-                    positions[message.partition()] = message.offset() + 1
+                    positions[message.partition() or 0] = (message.offset() or 0) + 1
                     key = (message.key() or b"").decode()
                     if self._apply(key, message.value()):
                         changed.add(key)
-                if not self.caught_up.is_set() and all(
-                    positions[p] >= ends[p] for p in partitions
-                ):
+                if not self.caught_up.is_set() and all(positions[p] >= ends[p] for p in partitions):
                     self.caught_up.set()
                 if changed and on_change is not None:
                     await on_change(changed)

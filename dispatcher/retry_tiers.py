@@ -44,8 +44,9 @@ class TierWorker(CommittingWorker):
         stream_of: Callable[[str], Stream | None],
     ) -> None:
         name = constants.RETRY_TOPIC_PREFIX + format_duration(delay)
-        super().__init__(settings, engine, group_id=settings.topic(name),
-                         topic=settings.retry_topic(delay))
+        super().__init__(
+            settings, engine, group_id=settings.topic(name), topic=settings.retry_topic(delay)
+        )
         self.delay = delay
         self._runtime_of = runtime_of
         self._stream_of = stream_of
@@ -65,8 +66,9 @@ class TierWorker(CommittingWorker):
         """Consume the tier until stop(); then drain and commit."""
         consumer = AsyncConsumer(self.consumer_config(), name=f"tidings-tier-{self.delay}")
         self.consumer = consumer
-        consumer.consumer.subscribe([self.topic], on_assign=self.on_assign,
-                                    on_revoke=self.on_revoke)
+        consumer.consumer.subscribe(
+            [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
+        )
         try:
             while not self.stopping:
                 for message in await consumer.consume(FETCH_BATCH, 0.2):
@@ -96,7 +98,7 @@ class TierWorker(CommittingWorker):
         self._paused.discard(partition)
         try:
             self.consumer.consumer.resume([TopicPartition(self.topic, partition)])
-        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the new owner resumes it
+        except Exception as exc:
             log.debug("resume_skipped", partition=partition, error=str(exc))
 
     async def _handle(self, message: Any) -> None:
@@ -128,7 +130,6 @@ class TierWorker(CommittingWorker):
         drop it once the stream is deleted."""
         stream = self._stream_of(job.stream_id)
         if stream is None:
-            log.info("retry_dropped_stream_deleted", stream_id=job.stream_id,
-                     event_id=job.event_id)
+            log.info("retry_dropped_stream_deleted", stream_id=job.stream_id, event_id=job.event_id)
             return
         await self.engine.requeue(job, self.delay)

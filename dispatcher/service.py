@@ -55,8 +55,9 @@ class Dispatcher:
         await self.registry.caught_up.wait()
         await self._reconcile(set(self.registry.streams))
         for delay in self.settings.retry_schedule:
-            worker = TierWorker(self.settings, self.engine, delay, self.runtimes.get,
-                                self.registry.streams.get)
+            worker = TierWorker(
+                self.settings, self.engine, delay, self.runtimes.get, self.registry.streams.get
+            )
             self._tiers.append((worker, asyncio.create_task(worker.run())))
         log.info("dispatcher_started", streams=len(self.runtimes), tiers=len(self._tiers))
 

@@ -84,8 +84,11 @@ class CommittingWorker:
             return
         offsets = [TopicPartition(t, p, o) for t, p, o in ready]
         try:
-            self.consumer.consumer.commit(offsets=offsets, asynchronous=not sync)
-        except Exception as exc:  # noqa: BLE001 - a failed commit is retried on the next one
+            if sync:
+                self.consumer.consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self.consumer.consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception as exc:
             log.warning("commit_failed", group=self.group_id, error=str(exc))
             return
         with self._lock:
@@ -94,13 +97,15 @@ class CommittingWorker:
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit what is finished of the partitions we lose, then forget them."""
         with self._lock:
-            ready = [r for r in self.tracker.committable() if r[1] in {p.partition for p in partitions}]
+            ready = [
+                r for r in self.tracker.committable() if r[1] in {p.partition for p in partitions}
+            ]
             for tp in partitions:
                 self.tracker.drop(tp.topic, tp.partition)
         if ready:
             try:
                 consumer.commit(offsets=[TopicPartition(*r) for r in ready], asynchronous=False)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
 
     def spawn(self, coro: Any, partition: int, offset: int) -> None:
@@ -110,8 +115,7 @@ class CommittingWorker:
             try:
                 await coro
             except Exception:  # the record stays unfinished: retried after a restart
-                log.exception("job_failed", group=self.group_id, partition=partition,
-                              offset=offset)
+                log.exception("job_failed", group=self.group_id, partition=partition, offset=offset)
                 return
             self.done(partition, offset)
 
@@ -158,7 +162,7 @@ class StreamWorker(CommittingWorker):
         position = self.runtime.stream.delivery.start_position
         if position == "earliest":
             return OFFSET_BEGINNING
-        when: datetime = self.runtime.stream.created_at if position == "now" else position  # type: ignore[assignment]
+        when: datetime = self.runtime.stream.created_at if position == "now" else position
         found = consumer.offsets_for_times(
             [TopicPartition(tp.topic, tp.partition, int(when.timestamp() * 1000))], timeout=10
         )[0]
@@ -176,8 +180,9 @@ class StreamWorker(CommittingWorker):
         """Consume and deliver until stop(); then drain and commit."""
         consumer = AsyncConsumer(self.consumer_config(), name=f"tidings-{self.runtime.stream.id}")
         self.consumer = consumer
-        consumer.consumer.subscribe([self.topic], on_assign=self.on_assign,
-                                    on_revoke=self.on_revoke)
+        consumer.consumer.subscribe(
+            [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
+        )
         try:
             while not self.stopping:
                 for message in await consumer.consume(FETCH_BATCH, 0.1):

@@ -75,8 +75,14 @@ class CustomHeaderAuthorization(_Model):
     def _token_chars(cls, value: str) -> str:
         if not _HEADER_NAME.match(value):
             raise ValueError("not a valid HTTP header name")
-        if value.lower() in {"content-type", "content-length", "host", "webhook-id",
-                             "webhook-timestamp", "webhook-signature"}:
+        if value.lower() in {
+            "content-type",
+            "content-length",
+            "host",
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+        }:
             raise ValueError(f"{value} is set by Tidings and cannot be overridden")
         return value
 
@@ -153,8 +159,9 @@ class DeliverySettings(_Model):
         None, description="Overrides the global retry tiers (must be a prefix of them)."
     )
     start_position: Literal["now", "earliest"] | datetime = Field(
-        "now", description="Where a new stream starts reading: its creation, the oldest "
-        "retained event, or a timestamp (backfill)."
+        "now",
+        description="Where a new stream starts reading: its creation, the oldest "
+        "retained event, or a timestamp (backfill).",
     )
     permanent_4xx: bool = Field(
         True, description="4xx other than 408/410/429 go straight to the dead-letter topic."
@@ -229,4 +236,3 @@ class Stream(_Model):
     def public(self) -> dict[str, Any]:
         """The JSON an API response shows: every secret left out."""
         return self.model_dump(mode="json", exclude_none=True)
-

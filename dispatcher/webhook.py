@@ -83,8 +83,7 @@ class WebhookClient:
                     permanent_4xx=self._permanent_4xx,
                 )
         except TimeoutError:
-            return classify(None, timed_out=True,
-                            error=f"timeout after {self._timeout.total:g}s")
+            return classify(None, timed_out=True, error=f"timeout after {self._timeout.total:g}s")
         except aiohttp.ClientError as exc:
             return classify(None, error=f"{type(exc).__name__}: {exc}")
 

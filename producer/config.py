@@ -6,6 +6,7 @@ Every option is documented once, on the field that defines it. Pass the loaded
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -49,10 +50,12 @@ class Settings(BaseSettings):
         "wire format, otherwise Avro single-object encoding against the packaged schemas.",
     )
     security_protocol: str = Field(
-        "PLAINTEXT", description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT, "
-        "SASL_SSL."
+        "PLAINTEXT",
+        description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL.",
     )
-    sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism, e.g. SCRAM-SHA-512.")
+    sasl_mechanism: str | None = Field(
+        None, description="librdkafka sasl.mechanism, e.g. SCRAM-SHA-512."
+    )
     sasl_username: str | None = Field(None, description="SASL username.")
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     ssl_ca_location: str | None = Field(None, description="CA bundle for SSL to the brokers.")
@@ -91,7 +94,7 @@ class Settings(BaseSettings):
     @field_validator("retry_schedule")
     @classmethod
     def _schedule_increases(cls, value: list[timedelta]) -> list[timedelta]:
-        if any(later <= earlier for earlier, later in zip(value, value[1:], strict=False)):
+        if any(later <= earlier for earlier, later in itertools.pairwise(value)):
             raise ValueError("retry delays must strictly increase")
         if len({format_duration(v) for v in value}) != len(value):
             raise ValueError("retry delays must have distinct names")

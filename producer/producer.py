@@ -32,6 +32,8 @@ from schemas.models import LifecycleEvent, make_event
 
 Entity = Mapping[str, Any] | BaseModel
 R = TypeVar("R")
+#: An encoded event: value, key and headers.
+Encoded = tuple[bytes, str, list[tuple[str, str | bytes | None]]]
 
 
 def codec_for(settings: Settings) -> AvroCodec:
@@ -44,10 +46,10 @@ def subject_key(event: LifecycleEvent) -> str:
     """The partitioning key: the user for user.*, the organization for organization.*."""
     obj = event.data.object
     if event.type.startswith("user."):
-        return str(obj.user_id)  # type: ignore[union-attr]
+        return str(obj.user_id)
     if event.type.startswith("organization.member."):
-        return str(obj.organization.id)  # type: ignore[union-attr]
-    return str(obj.id)  # type: ignore[union-attr]
+        return str(obj.organization.id)
+    return str(obj.id)
 
 
 def _plain(entity: Entity | None) -> dict[str, Any] | None:
@@ -157,8 +159,9 @@ class _KafkaCore:
         self.producer = Producer(config)
         self.closed = False
         self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._poll_loop, name="tidings-producer-poll",
-                                         daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="tidings-producer-poll", daemon=True
+        )
         self._poller.start()
 
     def _poll_loop(self) -> None:
@@ -166,7 +169,7 @@ class _KafkaCore:
         while not self._stop.is_set():
             self.producer.poll(0.05)
 
-    def encode(self, event: LifecycleEvent) -> tuple[bytes, str, list[tuple[str, bytes]]]:
+    def encode(self, event: LifecycleEvent) -> Encoded:
         """Encode and size-check an event; nothing is sent when this raises."""
         payload = self.codec.encode(event)
         if len(payload) > self.settings.max_event_bytes:
@@ -180,7 +183,7 @@ class _KafkaCore:
                 ],
                 context="event too large",
             )
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             (constants.HEADER_EVENT_TYPE, event.type.encode()),
             (constants.HEADER_EVENT_ID, event.id.encode()),
         ]
@@ -191,7 +194,7 @@ class _KafkaCore:
     def try_produce(
         self,
         event: LifecycleEvent,
-        encoded: tuple[bytes, str, list[tuple[str, bytes]]],
+        encoded: Encoded,
         on_done: Callable[[BaseException | None], None],
     ) -> bool:
         """Hand the record to librdkafka; False when its bounded buffer is full."""
@@ -203,8 +206,9 @@ class _KafkaCore:
             on_done(None if err is None else DeliveryFailedError(event.id, err.str()))
 
         try:
-            self.producer.produce(self.topic, payload, key.encode(), headers=headers,
-                                  on_delivery=delivered)
+            self.producer.produce(
+                self.topic, payload, key.encode(), headers=headers, on_delivery=delivered
+            )
         except BufferError:
             return False
         return True
@@ -252,7 +256,10 @@ class EventProducer(_LifecycleMethods[str]):
         context: Entity | None = None,
     ) -> str:
         event = make_event(
-            event_type, _plain(obj) or {}, _plain(previous), _plain(context),
+            event_type,
+            _plain(obj) or {},
+            _plain(previous),
+            _plain(context),
             tenant=self._core.settings.tenant,
         )
         return self.emit(event)
@@ -273,7 +280,9 @@ class EventProducer(_LifecycleMethods[str]):
         deadline = time.monotonic() + self._buffer_timeout
         while not self._core.try_produce(event, encoded, on_done):
             if time.monotonic() > deadline:
-                raise BufferFullError(f"the producer buffer stayed full for {self._buffer_timeout}s")
+                raise BufferFullError(
+                    f"the producer buffer stayed full for {self._buffer_timeout}s"
+                )
             time.sleep(0.005)
         if wait:
             done.result(timeout)
@@ -327,7 +336,10 @@ class AsyncEventProducer(_LifecycleMethods[Awaitable[str]]):
         context: Entity | None = None,
     ) -> Awaitable[str]:
         event = make_event(
-            event_type, _plain(obj) or {}, _plain(previous), _plain(context),
+            event_type,
+            _plain(obj) or {},
+            _plain(previous),
+            _plain(context),
             tenant=self._core.settings.tenant,
         )
         return self.emit(event)
@@ -351,7 +363,8 @@ class AsyncEventProducer(_LifecycleMethods[Awaitable[str]]):
             # Called on the poll thread: hand the outcome to the loop that awaits it.
             loop.call_soon_threadsafe(settle, error)
 
-        while not self._core.try_produce(event, encoded, on_done):
+        # librdkafka signals no event when buffer space frees up, so poll for it briefly.
+        while not self._core.try_produce(event, encoded, on_done):  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         if wait:
             await done

@@ -56,3 +56,19 @@ def produce_events(
             ids.append(producer.emit(event))
         assert producer.flush(30) == 0
     return ids
+
+
+def with_schedule(settings: Settings, schedule: list[str]) -> Settings:
+    """The same settings with another retry schedule, its tier topics created."""
+    from admin.topics import ensure_all
+
+    changed = Settings.model_validate(
+        {**settings.model_dump(exclude={"retry_schedule"}), "retry_schedule": schedule}
+    )
+    ensure_all(changed)
+    return changed
+
+
+def headers_of(message: Any) -> dict[str, str]:
+    """A record's headers decoded to text."""
+    return {k: (v or b"").decode() for k, v in message.headers() or ()}

@@ -10,9 +10,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from producer.config import Settings
 
 
-def read_topic(
-    settings: Settings, topic: str, count: int, timeout: float = 30.0
-) -> list[Message]:
+def read_topic(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Message]:
     """Read ``count`` records of ``topic`` from the beginning of every partition, waiting up
     to ``timeout`` seconds for them to arrive; fail with what arrived if they do not."""
     consumer = Consumer(
@@ -47,3 +45,12 @@ def topic_size(settings: Settings, topic: str) -> int:
         return total
     finally:
         consumer.close()
+
+
+async def aread_topic(
+    settings: Settings, topic: str, count: int, timeout: float = 30.0
+) -> list[Message]:
+    """:func:`read_topic` on a thread, so an in-process dispatcher keeps running meanwhile."""
+    import asyncio
+
+    return await asyncio.to_thread(read_topic, settings, topic, count, timeout)

@@ -90,8 +90,7 @@ class Receiver:
     def delivered(self, path: str | None = None) -> list[Received]:
         """Requests answered 2xx (on one path, if given)."""
         return [
-            r for r in self.requests
-            if 200 <= r.status < 300 and (path is None or r.path == path)
+            r for r in self.requests if 200 <= r.status < 300 and (path is None or r.path == path)
         ]
 
     def delivered_ids(self, path: str | None = None) -> set[str]:

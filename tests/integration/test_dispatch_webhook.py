@@ -8,11 +8,11 @@ import hmac
 from collections.abc import AsyncIterator
 
 import pytest
-
 from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
+from receiver import Receiver
+
 from dispatcher.signing import generate_secret
 from producer.config import Settings
-from receiver import Receiver
 from schemas import constants
 
 
@@ -29,22 +29,27 @@ async def test_every_event_type_arrives_as_auth0_cloudevent(
 ) -> None:
     """Each lifecycle type is POSTed once as Auth0-shaped CloudEvents JSON, with the event id
     as webhook-id; a stream subscribed to user.* gets only user events."""
-    everything, users = register(
+    everything, _users = register(
         settings,
         webhook_stream(receiver.url("all")),
         webhook_stream(receiver.url("users"), types=["user.*"]),
     )
     async with running_dispatcher(settings):
         ids = produce_events(settings, len(constants.EVENT_TYPES))
-        await receiver.wait_until(lambda: len(receiver.delivered_ids("all")) == len(ids)
-                                  and len(receiver.delivered_ids("users")) == 3)
+        await receiver.wait_until(
+            lambda: (
+                len(receiver.delivered_ids("all")) == len(ids)
+                and len(receiver.delivered_ids("users")) == 3
+            )
+        )
     by_type = {r.json["type"]: r for r in receiver.delivered("all")}
     assert set(by_type) == set(constants.EVENT_TYPES)
     assert receiver.delivered_ids("all") == set(ids)
     for event_type, request in by_type.items():
         body = request.json
         assert body["specversion"] == "1.0"
-        assert body["id"].startswith("evt_") and len(body["id"]) == 26
+        assert body["id"].startswith("evt_")
+        assert len(body["id"]) == 26
         assert body["a0stream"] == everything.id
         assert body["a0tenant"] == settings.tenant
         assert body["time"].endswith("Z")
@@ -56,7 +61,9 @@ async def test_every_event_type_arrives_as_auth0_cloudevent(
             for key in ("user_id", "email", "name", "nickname", "created_at", "updated_at"):
                 assert key in obj, (event_type, key)
     assert {r.json["type"] for r in receiver.delivered("users")} == {
-        "user.created", "user.updated", "user.deleted"
+        "user.created",
+        "user.updated",
+        "user.deleted",
     }
     assert len(receiver.requests) == len(ids) + 3, "each event delivered exactly once"
 
@@ -65,13 +72,26 @@ async def test_authorization_kinds(settings: Settings, receiver: Receiver) -> No
     """Bearer, basic and custom-header authorization reach the receiver as configured."""
     register(
         settings,
-        webhook_stream(receiver.url("bearer"), configuration={
-            "webhook_authorization": {"method": "bearer", "token": "tok-123"}}),
-        webhook_stream(receiver.url("basic"), configuration={
-            "webhook_authorization": {"method": "basic", "username": "ann", "password": "pw"}}),
-        webhook_stream(receiver.url("custom"), configuration={
-            "webhook_authorization": {"method": "custom_header", "header_key": "X-Api-Key",
-                                      "header_value": "k-9"}}),
+        webhook_stream(
+            receiver.url("bearer"),
+            configuration={"webhook_authorization": {"method": "bearer", "token": "tok-123"}},
+        ),
+        webhook_stream(
+            receiver.url("basic"),
+            configuration={
+                "webhook_authorization": {"method": "basic", "username": "ann", "password": "pw"}
+            },
+        ),
+        webhook_stream(
+            receiver.url("custom"),
+            configuration={
+                "webhook_authorization": {
+                    "method": "custom_header",
+                    "header_key": "X-Api-Key",
+                    "header_value": "k-9",
+                }
+            },
+        ),
     )
     async with running_dispatcher(settings):
         produce_events(settings, 1)

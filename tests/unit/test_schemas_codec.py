@@ -138,9 +138,9 @@ def test_v1_record_decodes_with_the_v2_reader(codec: AvroCodec) -> None:
     assert payload[2:10] == v1.fingerprint
     decoded = codec.decode(payload)
     assert isinstance(decoded.data.object, type(event.data.object))
-    assert decoded.data.object.last_password_reset is None  # type: ignore[union-attr]
+    assert decoded.data.object.last_password_reset is None
     assert decoded.model_copy(update={"data": event.data}) == event
-    assert decoded.data.object.app_metadata == NESTED  # type: ignore[union-attr]
+    assert decoded.data.object.app_metadata == NESTED
 
 
 def test_v1_record_written_by_an_older_build_decodes(codec: AvroCodec) -> None:

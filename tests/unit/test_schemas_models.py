@@ -13,6 +13,7 @@ from schemas.errors import EventValidationError
 from schemas.ids import is_event_id
 from schemas.models import (
     EVENT_CLASSES,
+    ChangeData,
     DeletedUser,
     LifecycleEvent,
     OrganizationMemberRole,
@@ -122,6 +123,7 @@ def test_previous_object_only_on_updated_events() -> None:
     obj = {"user_id": "auth0|1", "email": "new@example.com"}
     previous = {"user_id": "auth0|1", "email": "old@example.com"}
     updated = make_event("user.updated", obj, previous, tenant="t")
+    assert isinstance(updated.data, ChangeData)
     assert updated.data.previous_object == User(user_id="auth0|1", email="old@example.com")
     with pytest.raises(EventValidationError, match=r"data\.previous_object"):
         make_event("user.created", obj, previous, tenant="t")
@@ -177,4 +179,4 @@ def test_events_are_immutable() -> None:
     """Events are frozen: fields cannot be reassigned."""
     event = _user_event()
     with pytest.raises(ValidationError):
-        event.tenant = "other"  # type: ignore[misc]
+        event.tenant = "other"
