@@ -72,6 +72,8 @@ class TierWorker(CommittingWorker):
         try:
             while not self.stopping:
                 for message in await consumer.consume(FETCH_BATCH, 0.2):
+                    if self.stopping:
+                        break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:
                         log.warning("consume_error", error=str(message.error()))
                         continue

@@ -26,7 +26,7 @@ from schemas import constants
 
 log = structlog.get_logger(__name__)
 
-COMMIT_INTERVAL = 0.5
+COMMIT_INTERVAL = 0.2
 FETCH_BATCH = 500
 
 
@@ -186,6 +186,8 @@ class StreamWorker(CommittingWorker):
         try:
             while not self.stopping:
                 for message in await consumer.consume(FETCH_BATCH, 0.1):
+                    if self.stopping:
+                        break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:
                         log.warning("consume_error", error=str(message.error()))
                         continue

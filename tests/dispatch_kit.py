@@ -72,3 +72,47 @@ def with_schedule(settings: Settings, schedule: list[str]) -> Settings:
 def headers_of(message: Any) -> dict[str, str]:
     """A record's headers decoded to text."""
     return {k: (v or b"").decode() for k, v in message.headers() or ()}
+
+
+class DispatcherProcess:
+    """``tidings dispatcher run`` as a real child process, for crash and signal tests."""
+
+    def __init__(self, settings: Settings, log_path: Any) -> None:
+        import json
+        import os
+
+        self.env = {
+            **os.environ,
+            "TIDINGS_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "TIDINGS_TOPIC_PREFIX": settings.topic_prefix,
+            "TIDINGS_RETRY_SCHEDULE": json.dumps(
+                [f"{d.total_seconds():g}s" for d in settings.retry_schedule]
+            ),
+            "TIDINGS_LIFECYCLE_PARTITIONS": str(settings.lifecycle_partitions),
+            "TIDINGS_INTERNAL_PARTITIONS": str(settings.internal_partitions),
+        }
+        self.log_path = log_path
+        self.process: Any = None
+
+    def start(self) -> None:
+        """Start the process (logs appended to ``log_path``)."""
+        import subprocess
+        import sys
+
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "admin.cli", "dispatcher", "run"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to commit or clean up."""
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self, timeout: float = 40.0) -> int:
+        """SIGTERM and wait for the exit; returns the exit status."""
+        self.process.terminate()
+        return int(self.process.wait(timeout))

@@ -48,6 +48,8 @@ class Receiver:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
         self.port = 0
+        #: Seconds every answer is held back (a slow receiver).
+        self.delay = 0.0
 
     async def start(self) -> Receiver:
         """Listen on a free port of 127.0.0.1."""
@@ -81,6 +83,8 @@ class Receiver:
         answer = self.script(received, seen)
         if answer == "hang":
             await asyncio.sleep(3600)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         received.status = int(answer)
         async with self._changed:
             self.requests.append(received)
