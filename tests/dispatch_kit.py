@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from dispatcher.registry import RegistryWriter
@@ -67,6 +67,15 @@ def with_schedule(settings: Settings, schedule: list[str]) -> Settings:
     )
     ensure_all(changed)
     return changed
+
+
+async def until(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    """Wait until ``condition()`` is true: for dispatcher state that has no event to await."""
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - polling in-process state, nothing to await
+            await asyncio.sleep(0.05)
 
 
 def headers_of(message: Any) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dispatch_kit import (
     produce_events,
     register,
     running_dispatcher,
+    until,
     webhook_stream,
     with_schedule,
 )
@@ -20,6 +21,7 @@ from kafka_testkit import aread_topic, read_topic
 from receiver import Receiver
 
 from dispatcher.delivery_log import AttemptRecord
+from dispatcher.service import Dispatcher
 from dispatcher.streams import Stream
 from producer.config import Settings
 from schemas import constants
@@ -33,15 +35,12 @@ async def receiver() -> AsyncIterator[Receiver]:
     await receiver.stop()
 
 
-async def wait_for_status(dispatcher: object, stream_id: str, status: str) -> Stream:
+async def wait_for_status(dispatcher: Dispatcher, stream_id: str, status: str) -> Stream:
     """Wait until the registry view shows the stream with ``status``."""
-    view = dispatcher.registry  # type: ignore[attr-defined]
-    for _ in range(200):
-        stream = view.streams.get(stream_id)
-        if stream is not None and stream.status == status:
-            return stream  # type: ignore[no-any-return]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{stream_id} never became {status}")
+    await until(
+        lambda: getattr(dispatcher.registry.streams.get(stream_id), "status", None) == status
+    )
+    return dispatcher.registry.streams[stream_id]
 
 
 async def test_failing_endpoint_climbs_the_tiers_then_succeeds(

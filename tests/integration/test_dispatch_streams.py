@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
+from dispatch_kit import produce_events, register, running_dispatcher, until, webhook_stream
 from receiver import Receiver
 
 from dispatcher.registry import RegistryWriter
@@ -20,13 +20,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     receiver = await Receiver().start()
     yield receiver
     await receiver.stop()
-
-
-async def until(condition: object, timeout: float = 15.0) -> None:
-    """Wait until ``condition()`` is true."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.05)
 
 
 async def test_stream_lifecycle_without_restart(settings: Settings, receiver: Receiver) -> None:
