@@ -247,8 +247,8 @@ class LocalBroker:
                 libs,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # One argument: a generated id may start with "-".
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(properties),
                 "--ignore-formatted",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
 from producer.config import Settings
@@ -98,10 +99,32 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> N
             and topics[name].error is None
             and all(p.leader >= 0 for p in topics[name].partitions.values())
             for name in names
-        ):
+        ) and _partitions_serve(admin, {name: topics[name].partitions for name in names}):
             return
         time.sleep(0.1)
     raise TimeoutError(f"topics without a leader after {timeout}s: {names}")
+
+
+def _partitions_serve(
+    admin: AdminClient, partitions: Mapping[str, Iterable[int]], timeout: float = 5.0
+) -> bool:
+    """Whether every partition answers an offset request. A KRaft broker publishes a new
+    partition's leader in its metadata a moment before it serves that partition, so metadata
+    alone still lets the first request fail with 'not leader'."""
+    futures = admin.list_offsets(
+        {
+            TopicPartition(name, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for name, numbers in partitions.items()
+            for p in numbers
+        },
+        request_timeout=timeout,
+    )
+    try:
+        for future in futures.values():
+            future.result()
+    except KafkaException:
+        return False
+    return True
 
 
 def ensure_all(settings: Settings, timeout: float = 30.0) -> list[str]:
