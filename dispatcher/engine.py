@@ -21,6 +21,7 @@ from dispatcher.delivery_log import AttemptRecord, AttemptStatus
 from dispatcher.destinations import Delivery, DestinationClient
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
+from dispatcher.metrics import DispatcherMetrics
 from dispatcher.outcome import Outcome, OutcomeKind
 from dispatcher.retry_delay import next_delay
 from dispatcher.streams import Stream
@@ -56,8 +57,10 @@ class Engine:
         producer: AsyncProducer,
         codec: AvroCodec,
         disable: Disable,
+        metrics: DispatcherMetrics,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._producer = producer
         self._codec = codec
         self._disable = disable
@@ -88,6 +91,7 @@ class Engine:
             duration_ms = (time.perf_counter() - started) * 1000
         finally:
             runtime.slots.release()
+        self._metrics.attempt_seconds.labels(job.stream_id).observe(duration_ms / 1000)
         await self.route(job, runtime, outcome, duration_ms, event.time)
 
     async def route(
@@ -104,6 +108,10 @@ class Engine:
         if outcome.kind is OutcomeKind.SUCCESS:
             runtime.consecutive_failures = 0
             self._log_attempt(job, "success", outcome, duration_ms, now, None, event_time)
+            self._metrics.deliveries.labels(job.stream_id, "success").inc()
+            if event_time is not None and job.purpose is None:
+                lag = (now - event_time).total_seconds()
+                self._metrics.end_to_end_seconds.labels(job.stream_id).observe(max(lag, 0.0))
             return
         failed = job.failed(outcome.error, outcome.http_status, now)
         runtime.consecutive_failures += 1
@@ -127,6 +135,7 @@ class Engine:
         else:
             await self.dead_letter(failed, f"permanent failure: {outcome.error}", now)
         status: AttemptStatus = "retrying" if next_at else "failed"
+        self._metrics.deliveries.labels(job.stream_id, status).inc()
         self._log_attempt(
             failed, status, outcome, duration_ms, now, next_at, event_time, attempt=failed.attempts
         )
@@ -146,6 +155,7 @@ class Engine:
         await self._producer.produce(
             self._settings.dlq_topic, job.value, job.key, job.headers(at, reason=reason)
         )
+        self._metrics.dead_letters.labels(job.stream_id or "-").inc()
 
     async def requeue(self, job: Job, delay: timedelta) -> None:
         """Put a job back into the tier of ``delay`` unchanged (stream paused meanwhile)."""

@@ -13,13 +13,16 @@ import signal
 
 import aiohttp
 import structlog
+from aiohttp import web
+from confluent_kafka import TopicPartition
 
 from dispatcher.destinations import build_client
 from dispatcher.engine import Engine, StreamRuntime
 from dispatcher.kafka_io import AsyncProducer
+from dispatcher.metrics import DispatcherMetrics
 from dispatcher.registry import RegistryView, RegistryWriter
 from dispatcher.retry_tiers import TierWorker
-from dispatcher.stream_worker import StreamWorker
+from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
 from producer.config import Settings
 from producer.producer import codec_for
@@ -36,7 +39,12 @@ class Dispatcher:
         self.registry = RegistryView(settings)
         self._writer = RegistryWriter(settings)
         self._producer = AsyncProducer(settings.kafka_config())
-        self.engine = Engine(settings, self._producer, codec_for(settings), self._disable)
+        self.metrics = DispatcherMetrics()
+        self.engine = Engine(
+            settings, self._producer, codec_for(settings), self._disable, self.metrics
+        )
+        self._metrics_runner: web.AppRunner | None = None
+        self._gauges_task: asyncio.Task[None] | None = None
         self.runtimes: dict[str, StreamRuntime] = {}
         self._workers: dict[str, tuple[StreamWorker, asyncio.Task[None]]] = {}
         self._tiers: list[tuple[TierWorker, asyncio.Task[None]]] = []
@@ -59,7 +67,31 @@ class Dispatcher:
                 self.settings, self.engine, delay, self.runtimes.get, self.registry.streams.get
             )
             self._tiers.append((worker, asyncio.create_task(worker.run())))
+        self._gauges_task = asyncio.create_task(self._update_gauges())
+        if self.settings.metrics_port:
+            await self._serve_metrics()
         log.info("dispatcher_started", streams=len(self.runtimes), tiers=len(self._tiers))
+
+    async def _serve_metrics(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self.metrics.handle)
+        app.router.add_get("/healthz", _healthz)
+        self._metrics_runner = web.AppRunner(app, access_log=None)
+        await self._metrics_runner.setup()
+        site = web.TCPSite(
+            self._metrics_runner, self.settings.metrics_host, self.settings.metrics_port
+        )
+        await site.start()
+
+    async def _update_gauges(self, interval: float = 2.0) -> None:
+        """Consumer lag per stream and backlog per tier, from local positions and the
+        watermarks librdkafka caches from fetches (no broker round trips)."""
+        while not self.stopped.is_set():
+            for stream_id, (worker, _task) in list(self._workers.items()):
+                self.metrics.consumer_lag.labels(stream_id).set(_backlog(worker))
+            for tier, _task in self._tiers:
+                self.metrics.retry_backlog.labels(tier.topic).set(_backlog(tier))
+            await asyncio.sleep(interval)
 
     async def _reconcile(self, changed: set[str]) -> None:
         """Start, reconfigure or stop stream workers to match the registry."""
@@ -103,6 +135,7 @@ class Dispatcher:
         runtime = self.runtimes.pop(stream_id, None)
         if runtime is not None:
             await runtime.client.close()
+        self.metrics.forget_stream(stream_id)
         log.info("stream_stopped", stream_id=stream_id)
 
     async def _disable(self, stream_id: str, reason: str) -> None:
@@ -126,6 +159,10 @@ class Dispatcher:
         if self._registry_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._registry_task, 5)
+        if self._gauges_task is not None:
+            self._gauges_task.cancel()
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
         if self._http is not None:
             await self._http.close()
         await asyncio.to_thread(self._producer.close, 10)
@@ -141,3 +178,29 @@ class Dispatcher:
         await self.start()
         await stop.wait()
         await self.stop()
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _backlog(worker: CommittingWorker) -> int:
+    """Records after this worker's position on its assigned partitions."""
+    if worker.consumer is None:
+        return 0
+    consumer = worker.consumer.consumer
+    try:
+        positions = consumer.position(consumer.assignment())
+    except Exception:  # closed or rebalancing: report nothing this round
+        return 0
+    total = 0
+    for tp in positions:
+        try:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), cached=True
+            )
+        except Exception:
+            continue
+        if high >= 0 and tp.offset >= 0:
+            total += max(high - tp.offset, 0)
+    return total

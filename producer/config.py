@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         min_length=1,
         description="Delays of the retry tiers, in order; each tier is its own topic.",
     )
+    metrics_port: int = Field(
+        9100,
+        ge=0,
+        le=65535,
+        description="Port of the dispatcher's /metrics and /healthz (0: not served).",
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on.")
     max_event_bytes: int = Field(
         1_000_000, ge=1024, description="Largest encoded event the producer accepts."
     )

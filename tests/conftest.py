@@ -51,6 +51,7 @@ def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Sett
         lifecycle_partitions=3,
         internal_partitions=2,
         retry_schedule=["1s", "2s"],
+        metrics_port=0,
     )
     ensure_all(settings)
     return settings

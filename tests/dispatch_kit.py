@@ -99,6 +99,7 @@ class DispatcherProcess:
             ),
             "TIDINGS_LIFECYCLE_PARTITIONS": str(settings.lifecycle_partitions),
             "TIDINGS_INTERNAL_PARTITIONS": str(settings.internal_partitions),
+            "TIDINGS_METRICS_PORT": "0",
         }
         self.log_path = log_path
         self.process: Any = None

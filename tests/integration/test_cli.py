@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
-from kafka_testkit import read_topic, topic_size
 
 from admin.broker import LocalBroker
 from admin.cli import main
+from kafka_testkit import read_topic, topic_size
 from producer.config import Settings
 from producer.producer import codec_for
 from schemas import constants

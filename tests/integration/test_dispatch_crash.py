@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from dispatch_kit import DispatcherProcess, produce_events, register, webhook_stream
-from receiver import Receiver
 
+from dispatch_kit import DispatcherProcess, produce_events, register, webhook_stream
 from producer.config import Settings
+from receiver import Receiver
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+
 from dispatch_kit import (
     headers_of,
     produce_events,
@@ -17,13 +18,12 @@ from dispatch_kit import (
     webhook_stream,
     with_schedule,
 )
-from kafka_testkit import aread_topic, read_topic
-from receiver import Receiver
-
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.service import Dispatcher
 from dispatcher.streams import Stream
+from kafka_testkit import aread_topic, read_topic
 from producer.config import Settings
+from receiver import Receiver
 from schemas import constants
 
 

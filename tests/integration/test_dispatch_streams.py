@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from dispatch_kit import produce_events, register, running_dispatcher, until, webhook_stream
-from receiver import Receiver
 
+from dispatch_kit import produce_events, register, running_dispatcher, until, webhook_stream
 from dispatcher.registry import RegistryWriter
 from dispatcher.service import Dispatcher
 from producer.config import Settings
+from receiver import Receiver
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import hmac
 from collections.abc import AsyncIterator
 
 import pytest
-from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
-from receiver import Receiver
 
+from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
 from dispatcher.signing import generate_secret
 from producer.config import Settings
+from receiver import Receiver
 from schemas import constants
 
 

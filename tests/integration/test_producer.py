@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from kafka_testkit import read_topic, topic_size
 
+from kafka_testkit import read_topic, topic_size
 from producer.config import Settings
 from producer.producer import AsyncEventProducer, EventProducer, codec_for
 from schemas import constants
