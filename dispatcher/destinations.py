@@ -12,6 +12,7 @@ import aiohttp
 
 from dispatcher.jobs import Job
 from dispatcher.outcome import Outcome
+from dispatcher.ssrf import DestinationPolicy
 from dispatcher.streams import Stream
 
 
@@ -39,10 +40,16 @@ class DestinationClient(Protocol):
         ...
 
 
-def build_client(stream: Stream, http: aiohttp.ClientSession) -> DestinationClient:
+def build_client(
+    stream: Stream, http: aiohttp.ClientSession, policy: DestinationPolicy
+) -> DestinationClient:
     """The client for a stream's destination."""
     if stream.destination.type == "webhook":
         from dispatcher.webhook import WebhookClient
 
-        return WebhookClient(stream, http)
+        return WebhookClient(stream, http, policy)
+    if stream.destination.type == "eventbridge":
+        from dispatcher.eventbridge import EventBridgeClient
+
+        return EventBridgeClient(stream)
     raise NotImplementedError(f"destination type {stream.destination.type!r}")

@@ -22,6 +22,7 @@ from dispatcher.kafka_io import AsyncProducer
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.registry import RegistryView, RegistryWriter
 from dispatcher.retry_tiers import TierWorker
+from dispatcher.ssrf import DestinationPolicy, GuardedResolver
 from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
 from producer.config import Settings
@@ -40,6 +41,7 @@ class Dispatcher:
         self._writer = RegistryWriter(settings)
         self._producer = AsyncProducer(settings.kafka_config())
         self.metrics = DispatcherMetrics()
+        self.policy = DestinationPolicy(settings.destination_allowlist)
         self.engine = Engine(
             settings, self._producer, codec_for(settings), self._disable, self.metrics
         )
@@ -56,7 +58,12 @@ class Dispatcher:
     async def start(self) -> None:
         """Replay the registry, start stream consumers and tier consumers."""
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=1000, ttl_dns_cache=60),
+            connector=aiohttp.TCPConnector(
+                limit=0,
+                limit_per_host=1000,
+                ttl_dns_cache=60,
+                resolver=GuardedResolver(self.policy),
+            ),
             auto_decompress=False,
         )
         self._registry_task = asyncio.create_task(self.registry.run(self._reconcile))
@@ -119,7 +126,7 @@ class Dispatcher:
         previous = self.runtimes.get(stream.id)
         runtime = StreamRuntime(
             stream=stream,
-            client=build_client(stream, self._http),
+            client=build_client(stream, self._http, self.policy),
             slots=asyncio.Semaphore(stream.delivery.max_in_flight),
             schedule=self.engine.schedule_for(stream),
         )

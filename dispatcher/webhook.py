@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import aiohttp
 
 from dispatcher.destinations import Delivery
-from dispatcher.outcome import Outcome, classify
+from dispatcher.outcome import Outcome, OutcomeKind, classify
 from dispatcher.signing import signature_headers
+from dispatcher.ssrf import DestinationPolicy, DestinationRefusedError, refusal_of
 from dispatcher.streams import (
     BasicAuthorization,
     BearerAuthorization,
@@ -38,15 +39,27 @@ def authorization_headers(config: WebhookConfiguration) -> dict[str, str]:
     return {}
 
 
+def refused(reason: str) -> Outcome:
+    """The outcome of an endpoint the outbound policy forbids: permanent, never retried."""
+    return Outcome(OutcomeKind.PERMANENT, None, f"destination refused: {reason}", None)
+
+
 class WebhookClient:
     """Delivers to one stream's webhook endpoint."""
 
     max_batch = 1
 
-    def __init__(self, stream: Stream, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, stream: Stream, http: aiohttp.ClientSession, policy: DestinationPolicy
+    ) -> None:
         config = stream.destination.configuration
         assert isinstance(config, WebhookConfiguration)
         self._url = config.webhook_endpoint
+        self._refused: str | None = None
+        try:
+            policy.check_url(self._url)
+        except DestinationRefusedError as exc:
+            self._refused = str(exc)
         self._http = http
         self._secrets = [s.get_secret_value() for s in stream.signing_secrets]
         seconds = stream.delivery.timeout.total_seconds()
@@ -65,6 +78,8 @@ class WebhookClient:
         return list(await asyncio.gather(*(self._post(d) for d in batch)))
 
     async def _post(self, delivery: Delivery) -> Outcome:
+        if self._refused is not None:
+            return refused(self._refused)
         headers = dict(self._headers)
         headers.update(signature_headers(self._secrets, delivery.job.event_id, delivery.body))
         try:
@@ -85,6 +100,9 @@ class WebhookClient:
         except TimeoutError:
             return classify(None, timed_out=True, error=f"timeout after {self._timeout.total:g}s")
         except aiohttp.ClientError as exc:
+            refusal = refusal_of(exc)
+            if refusal is not None:
+                return refused(str(refusal))
             return classify(None, error=f"{type(exc).__name__}: {exc}")
 
     async def close(self) -> None:

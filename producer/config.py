@@ -10,11 +10,12 @@ import itertools
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -82,6 +83,11 @@ class Settings(BaseSettings):
         min_length=1,
         description="Delays of the retry tiers, in order; each tier is its own topic.",
     )
+    destination_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or CIDRs webhooks may reach although they are private, loopback or "
+        "link-local, and may call over plain http (comma-separated in the environment).",
+    )
     metrics_port: int = Field(
         9100,
         ge=0,
@@ -97,6 +103,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Events the producer buffers before emit() blocks (back-pressure).",
     )
+
+    @field_validator("destination_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("retry_schedule")
     @classmethod

@@ -52,6 +52,7 @@ def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Sett
         internal_partitions=2,
         retry_schedule=["1s", "2s"],
         metrics_port=0,
+        destination_allowlist=["127.0.0.1"],
     )
     ensure_all(settings)
     return settings

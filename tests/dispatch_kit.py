@@ -100,6 +100,7 @@ class DispatcherProcess:
             "TIDINGS_LIFECYCLE_PARTITIONS": str(settings.lifecycle_partitions),
             "TIDINGS_INTERNAL_PARTITIONS": str(settings.internal_partitions),
             "TIDINGS_METRICS_PORT": "0",
+            "TIDINGS_DESTINATION_ALLOWLIST": ",".join(settings.destination_allowlist),
         }
         self.log_path = log_path
         self.process: Any = None

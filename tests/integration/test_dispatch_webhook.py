@@ -129,3 +129,27 @@ async def test_signatures_verify_with_every_active_secret(
             continue
         for secret in (old, new):
             Webhook(secret).verify(request.body, request.headers)
+
+
+async def test_refused_endpoints_are_dead_lettered_not_called(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """Without an allowlist entry, a plain-http loopback endpoint and an https name that
+    resolves to loopback (checked at connection time) are never called: dead-lettered."""
+    from dispatch_kit import headers_of
+    from kafka_testkit import aread_topic
+
+    strict = settings.model_copy(update={"destination_allowlist": []})
+    register(
+        strict,
+        webhook_stream(receiver.url("literal")),
+        webhook_stream(f"https://localhost:{receiver.port}/dns"),
+    )
+    async with running_dispatcher(strict):
+        produce_events(strict, 1)
+        dead = await aread_topic(strict, strict.dlq_topic, 2, timeout=15)
+    reasons = sorted(headers_of(m)[constants.HEADER_DLQ_REASON] for m in dead)
+    assert all("destination refused" in r for r in reasons), reasons
+    assert any("http://" in r for r in reasons)
+    assert any("non-public" in r for r in reasons)
+    assert receiver.requests == []
