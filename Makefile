@@ -28,7 +28,7 @@ test: lint kafka
 	$(BIN)/pytest -q
 
 run: kafka
-	$(BIN)/tidings demo
+	$(BIN)/tidings run
 
 bench: kafka
 	$(BIN)/python bench/producer.py

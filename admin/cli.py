@@ -102,11 +102,15 @@ def cmd_emit(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Start the broker, ensure topics, emit demo events and print them as consumed back."""
-    from admin.demo import run_demo
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The whole system on this machine (``make run``)."""
+    import asyncio
 
-    return run_demo(settings, count=args.count, port=args.port)
+    from admin.local import LocalPorts, run_local
+
+    ports = LocalPorts(broker=args.broker_port, admin=args.admin_port, receiver=args.receiver_port)
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return asyncio.run(run_local(settings, ports, data_dir))
 
 
 def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -166,10 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_dispatcher_run)
 
-    demo = sub.add_parser("demo", help="run the local demo on the embedded broker")
-    demo.add_argument("--count", type=int, default=10)
-    demo.add_argument("--port", type=int, default=9092)
-    demo.set_defaults(handler=cmd_demo)
+    run_all = sub.add_parser("run", help="the whole system on this machine (make run)")
+    run_all.add_argument("--broker-port", type=int, default=9092)
+    run_all.add_argument("--admin-port", type=int, default=8080)
+    run_all.add_argument("--receiver-port", type=int, default=8099)
+    run_all.add_argument("--data-dir", help="broker data and process logs")
+    run_all.set_defaults(handler=cmd_run)
     return parser
 
 
