@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_dispatcher_run)
 
+    from admin import api, dlq, status
+
+    api.register_cli(sub)
+    dlq.register_cli(sub)
+    status.register_cli(sub)
+
     run_all = sub.add_parser("run", help="the whole system on this machine (make run)")
     run_all.add_argument("--broker-port", type=int, default=9092)
     run_all.add_argument("--admin-port", type=int, default=8080)

@@ -96,6 +96,13 @@ class Job:
             last_http_status=http_status,
         )
 
+    def fresh(self) -> Job:
+        """This job as a new first attempt: same event, stream, origin and purpose, no
+        failures (for redelivery and dead-letter replay)."""
+        return replace(
+            self, attempts=0, first_failure_at=None, last_error=None, last_http_status=None
+        )
+
     def headers(
         self, at: datetime, *, due_at: datetime | None = None, reason: str | None = None
     ) -> list[tuple[str, bytes]]:

@@ -71,6 +71,8 @@ class RegistryView:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.streams: dict[str, Stream] = {}
+        #: Ids whose latest record is a tombstone: deleted, not merely not yet seen.
+        self.deleted: set[str] = set()
         self.caught_up = asyncio.Event()
         self._consumer: AsyncConsumer | None = None
         self._stopping = False
@@ -89,37 +91,49 @@ class RegistryView:
             name="tidings-registry",
         )
         self._consumer = consumer
-        metadata = await consumer.call(consumer.consumer.list_topics, topic, 10)
-        partitions = list(metadata.topics[topic].partitions)
-        ends: dict[int, int] = {}
-        for partition in partitions:
-            _low, high = await consumer.call(
-                consumer.consumer.get_watermark_offsets, TopicPartition(topic, partition), 10
-            )
-            ends[partition] = high
-        consumer.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        positions = {p: 0 for p in partitions}
         try:
+            metadata = await consumer.call(consumer.consumer.list_topics, topic, 10)
+            partitions = list(metadata.topics[topic].partitions)
+            ends: dict[int, int] = {}
+            for partition in partitions:
+                low, high = await consumer.call(
+                    consumer.consumer.get_watermark_offsets, TopicPartition(topic, partition), 10
+                )
+                if high > low:  # an empty partition has nothing to catch up on
+                    ends[partition] = high
+            consumer.consumer.assign(
+                [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+            )
             while not self._stopping:
                 messages = await consumer.consume(500, 0.2)
                 changed: set[str] = set()
                 for message in messages:
                     if message.error() is not None:
                         continue
-                    positions[message.partition() or 0] = (message.offset() or 0) + 1
                     key = (message.key() or b"").decode()
                     if self._apply(key, message.value()):
                         changed.add(key)
-                if not self.caught_up.is_set() and all(positions[p] >= ends[p] for p in partitions):
+                if not self.caught_up.is_set() and self._reached(consumer, topic, ends):
                     self.caught_up.set()
                 if changed and on_change is not None:
                     await on_change(changed)
         finally:
             await consumer.close()
 
+    @staticmethod
+    def _reached(consumer: AsyncConsumer, topic: str, ends: dict[int, int]) -> bool:
+        """True once the fetch position passed the end offsets seen at start (positions, not
+        record offsets: compaction leaves gaps the last record may not reach)."""
+        if not ends:
+            return True
+        current = consumer.consumer.position([TopicPartition(topic, p) for p in ends])
+        return all(tp.offset >= ends[tp.partition] for tp in current)
+
     def _apply(self, key: str, value: bytes | None) -> bool:
         if value is None:
+            self.deleted.add(key)
             return self.streams.pop(key, None) is not None
+        self.deleted.discard(key)
         try:
             stream = Stream.from_registry(value)
         except ValidationError as exc:

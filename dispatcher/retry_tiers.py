@@ -21,7 +21,6 @@ from dispatcher.engine import Engine, StreamRuntime
 from dispatcher.jobs import Job, due_at, header_map
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.stream_worker import FETCH_BATCH, CommittingWorker
-from dispatcher.streams import Stream
 from producer.config import Settings
 from producer.durations import format_duration
 from schemas import constants
@@ -41,7 +40,7 @@ class TierWorker(CommittingWorker):
         engine: Engine,
         delay: timedelta,
         runtime_of: Callable[[str], StreamRuntime | None],
-        stream_of: Callable[[str], Stream | None],
+        is_deleted: Callable[[str], bool],
     ) -> None:
         name = constants.RETRY_TOPIC_PREFIX + format_duration(delay)
         super().__init__(
@@ -49,7 +48,7 @@ class TierWorker(CommittingWorker):
         )
         self.delay = delay
         self._runtime_of = runtime_of
-        self._stream_of = stream_of
+        self._is_deleted = is_deleted
         self._paused: set[int] = set()
         self._in_flight = asyncio.Semaphore(MAX_TIER_IN_FLIGHT)
 
@@ -128,10 +127,10 @@ class TierWorker(CommittingWorker):
             self._in_flight.release()
 
     async def _orphan(self, job: Job) -> None:
-        """A record whose stream does not run here: keep it while the stream is disabled,
-        drop it once the stream is deleted."""
-        stream = self._stream_of(job.stream_id)
-        if stream is None:
+        """A record whose stream does not run here: keep it while the stream is disabled or
+        not yet known (a test event can arrive before the registry record), drop it once the
+        stream is deleted."""
+        if self._is_deleted(job.stream_id):
             log.info("retry_dropped_stream_deleted", stream_id=job.stream_id, event_id=job.event_id)
             return
         await self.engine.requeue(job, self.delay)

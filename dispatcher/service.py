@@ -71,7 +71,11 @@ class Dispatcher:
         await self._reconcile(set(self.registry.streams))
         for delay in self.settings.retry_schedule:
             worker = TierWorker(
-                self.settings, self.engine, delay, self.runtimes.get, self.registry.streams.get
+                self.settings,
+                self.engine,
+                delay,
+                self.runtimes.get,
+                self._is_deleted,
             )
             self._tiers.append((worker, asyncio.create_task(worker.run())))
         self._gauges_task = asyncio.create_task(self._update_gauges())
@@ -144,6 +148,9 @@ class Dispatcher:
             await runtime.client.close()
         self.metrics.forget_stream(stream_id)
         log.info("stream_stopped", stream_id=stream_id)
+
+    def _is_deleted(self, stream_id: str) -> bool:
+        return stream_id in self.registry.deleted
 
     async def _disable(self, stream_id: str, reason: str) -> None:
         stream = self.registry.streams.get(stream_id)

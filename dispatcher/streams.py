@@ -156,7 +156,9 @@ class DeliverySettings(_Model):
     timeout: Duration = Field(timedelta(seconds=10), description="Total time per attempt.")
     max_in_flight: int = Field(64, ge=1, le=1000, description="Concurrent deliveries.")
     retry_schedule: list[Duration] | None = Field(
-        None, description="Overrides the global retry tiers (must be a prefix of them)."
+        None,
+        description="Overrides the global retry tiers: a subset of them, in order (the "
+        "admin API checks each delay is a configured tier).",
     )
     start_position: Literal["now", "earliest"] | datetime = Field(
         "now",

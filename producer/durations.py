@@ -33,7 +33,10 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError("a duration is a number of seconds or a string like '30s'")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -44,6 +44,11 @@ HEADER_ORIGINAL_OFFSET: Final = "tidings-original-offset"
 HEADER_DLQ_REASON: Final = "tidings-dlq-reason"
 HEADER_PURPOSE: Final = "tidings-purpose"
 
+#: Headers of a purge marker: a null-value record on the dead-letter topic that removes the
+#: dead letter at ``<partition>:<offset>`` of the same topic from ``tidings dlq`` and status.
+HEADER_PURGED: Final = "tidings-purged"
+HEADER_PURGE_REASON: Final = "tidings-purge-reason"
+
 #: The Avro single-object encoding marker (Avro specification, "Single-object encoding").
 SINGLE_OBJECT_MAGIC: Final = b"\xc3\x01"
 #: The Confluent wire format's magic byte (followed by a 4-byte big-endian schema id).

@@ -1,0 +1,190 @@
+"""The admin service's materialized view, rebuilt from Kafka on start and kept current.
+
+One consumer (no consumer group: it assigns every partition itself) replays the registry
+(``tidings.streams``), the delivery log (``tidings.deliveries``) and the dead-letter topic
+(``tidings.dlq``) from their beginnings and then follows them.
+
+Why an in-memory index rather than SQLite: Kafka is the only store. The view is rebuilt
+from the topics at every start whatever holds it, so a database file would add a second
+copy to keep consistent without saving the replay; the data is bounded by the topics'
+retention (deliveries 7 days by default); and every query is per stream and answered by a
+scan of that stream's events, which in memory is microseconds for the sizes a stream
+holds. The cost is memory, roughly 1 KB per attempt record: a few million attempts in the
+retention window fit comfortably. Beyond that, a SQLite file behind the same
+:class:`~admin.api.history.DeliveryIndex` methods is the next step.
+
+"Caught up" means every partition was read up to the end offset observed at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from confluent_kafka import KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from admin.api.history import Coordinates, DeadLetter, DeliveryIndex
+from admin.api.stream_table import StreamTable
+from admin.dlq import marked_record
+from dispatcher.delivery_log import AttemptRecord
+from dispatcher.jobs import header_map
+from dispatcher.kafka_io import AsyncConsumer
+from producer.config import Settings
+from schemas import constants
+
+log = structlog.get_logger(__name__)
+
+#: How long a readiness probe waits for the broker's metadata.
+PROBE_TIMEOUT = 2.0
+
+
+def _ms_header(headers: dict[str, bytes], name: str) -> datetime | None:
+    value = headers.get(name)
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
+    except ValueError:
+        return None
+
+
+def assigning_consumer(settings: Settings, name: str) -> AsyncConsumer:
+    """A consumer that assigns partitions itself: a throwaway group id, nothing committed."""
+    return AsyncConsumer(
+        settings.kafka_config(
+            **{
+                "group.id": f"{settings.topic_prefix}{name}-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "auto.offset.reset": "earliest",
+            }
+        ),
+        name=f"tidings-{name}",
+    )
+
+
+class AdminView:
+    """Streams and delivery history, replayed from Kafka and followed."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.table = StreamTable()
+        self.history = DeliveryIndex()
+        self.caught_up = asyncio.Event()
+        self._consumer: AsyncConsumer | None = None
+        self._stopping = False
+        self._topics = (settings.streams_topic, settings.deliveries_topic, settings.dlq_topic)
+        #: Next offset to read per partition, kept across reconnects so nothing is read twice.
+        self._positions: dict[tuple[str, int], int] = {}
+        #: End offsets observed at the first start: caught up once every position reaches them.
+        self._ends: dict[tuple[str, int], int] | None = None
+
+    async def run(self) -> None:
+        """Replay and follow the topics until :meth:`stop`. Retries while Kafka is away."""
+        while not self._stopping:
+            try:
+                await self._follow()
+            except KafkaException as exc:
+                log.warning("admin_view_kafka_error", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        consumer = assigning_consumer(self.settings, "admin-view")
+        self._consumer = consumer
+        try:
+            await self._assign(consumer)
+            positions = self._positions
+            ends = self._ends or {}
+            while not self._stopping:
+                for message in await consumer.consume(1000, 0.2):
+                    if message.error() is not None:
+                        continue
+                    where = (message.topic() or "", message.partition() or 0)
+                    positions[where] = (message.offset() or 0) + 1
+                    self._apply(message)
+                if not self.caught_up.is_set() and all(
+                    positions[tp] >= end for tp, end in ends.items()
+                ):
+                    self.caught_up.set()
+                    log.info("admin_view_caught_up", streams=len(self.table))
+        finally:
+            self._consumer = None
+            await consumer.close()
+
+    async def _assign(self, consumer: AsyncConsumer) -> None:
+        """Assign every partition from where the view stands (its start at first)."""
+        ends: dict[tuple[str, int], int] = {}
+        assignment = []
+        for topic in self._topics:
+            metadata = await consumer.call(consumer.consumer.list_topics, topic, 10)
+            if metadata.topics[topic].error is not None:
+                raise KafkaException(metadata.topics[topic].error)
+            for partition in metadata.topics[topic].partitions:
+                tp = TopicPartition(topic, partition)
+                low, high = await consumer.call(consumer.consumer.get_watermark_offsets, tp, 10)
+                start = max(low, self._positions.get((topic, partition), low))
+                self._positions[(topic, partition)] = start
+                ends[(topic, partition)] = high
+                assignment.append(TopicPartition(topic, partition, start))
+        if self._ends is None:
+            self._ends = ends
+        consumer.consumer.assign(assignment)
+
+    def _apply(self, message: Message) -> None:
+        topic = message.topic()
+        if topic == self.settings.streams_topic:
+            self.table.observe((message.key() or b"").decode(errors="replace"), message.value())
+        elif topic == self.settings.deliveries_topic:
+            try:
+                self.history.add_attempt(AttemptRecord.from_record(message.value() or b""))
+            except ValidationError:
+                log.warning("delivery_record_invalid", offset=message.offset())
+        else:
+            self._apply_dead_letter(message)
+
+    def _apply_dead_letter(self, message: Message) -> None:
+        headers = header_map(message)
+        if constants.HEADER_PURGED in headers:
+            named = marked_record(headers)
+            if named is not None:
+                self.history.purge_dead_letter(Coordinates(message.topic() or "", *named))
+            return
+        stream_id = headers.get(constants.HEADER_STREAM_ID, b"").decode(errors="replace")
+        event_id = headers.get(constants.HEADER_EVENT_ID, b"").decode(errors="replace")
+        if not stream_id or not event_id:
+            return
+        _kind, stamp = message.timestamp()
+        at = _ms_header(headers, constants.HEADER_LAST_FAILURE_AT) or datetime.fromtimestamp(
+            stamp / 1000, UTC
+        )
+        reason = headers.get(constants.HEADER_DLQ_REASON)
+        letter = DeadLetter(
+            at=at,
+            reason=reason.decode(errors="replace") if reason else None,
+            where=Coordinates(
+                message.topic() or "", message.partition() or 0, message.offset() or 0
+            ),
+        )
+        event_type = headers.get(constants.HEADER_EVENT_TYPE, b"").decode(errors="replace")
+        self.history.add_dead_letter(stream_id, event_id, event_type, letter)
+
+    async def kafka_reachable(self) -> bool:
+        """Whether the broker answers a metadata request now."""
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            await asyncio.wait_for(
+                consumer.call(
+                    consumer.consumer.list_topics, self.settings.streams_topic, PROBE_TIMEOUT
+                ),
+                PROBE_TIMEOUT + 1,
+            )
+        except (KafkaException, TimeoutError, RuntimeError):
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after its current fetch."""
+        self._stopping = True
