@@ -125,6 +125,36 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_secrets_generate_key(_args: argparse.Namespace, _settings: Settings) -> int:
+    """Print a new key for TIDINGS_SECRETS_KEY."""
+    from dispatcher.secret_box import generate_key
+
+    print(generate_key())
+    return 0
+
+
+def cmd_secrets_rotate(_args: argparse.Namespace, settings: Settings) -> int:
+    """Rewrite every stream so its secrets are encrypted with the current key."""
+    import asyncio
+
+    from dispatcher.registry import RegistryView, RegistryWriter
+
+    async def snapshot() -> list[Any]:
+        view = RegistryView(settings)
+        task = asyncio.create_task(view.run())
+        await view.caught_up.wait()
+        view.stop()
+        await task
+        return list(view.streams.values())
+
+    streams = asyncio.run(snapshot())
+    writer = RegistryWriter(settings)
+    for stream in streams:
+        writer.put(stream)
+    print(f"re-encrypted {len(streams)} streams with the current key")
+    return 0
+
+
 # parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
@@ -169,6 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds SIGTERM waits for in-flight deliveries",
     )
     run.set_defaults(handler=cmd_dispatcher_run)
+
+    secrets_cmd = sub.add_parser("secrets", help="the key that encrypts webhook secrets")
+    secrets_sub = secrets_cmd.add_subparsers(dest="action", required=True)
+    secrets_sub.add_parser("generate-key", help="print a new key").set_defaults(
+        handler=cmd_secrets_generate_key
+    )
+    secrets_sub.add_parser(
+        "rotate", help="re-encrypt every stream with TIDINGS_SECRETS_KEY"
+    ).set_defaults(handler=cmd_secrets_rotate)
 
     from admin import api, dlq, status
 

@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from pydantic import ValidationError
 
 from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.secret_box import SecretBox
 from dispatcher.streams import Stream
 from producer.config import Settings
 
@@ -28,6 +29,7 @@ class RegistryWriter:
 
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.streams_topic
+        self.box = SecretBox.from_settings(settings)
         self._producer = Producer(
             settings.kafka_config(**{"enable.idempotence": True, "acks": "all", "linger.ms": 0})
         )
@@ -35,7 +37,7 @@ class RegistryWriter:
     def put(self, stream: Stream) -> Stream:
         """Store the stream's state (its ``updated_at`` is set now)."""
         stream = stream.model_copy(update={"updated_at": datetime.now(UTC)})
-        self._send(stream.id, stream.to_registry())
+        self._send(stream.id, stream.to_registry(self.box))
         return stream
 
     def delete(self, stream_id: str) -> None:
@@ -71,6 +73,7 @@ class RegistryView:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.streams: dict[str, Stream] = {}
+        self._box = SecretBox.from_settings(settings)
         #: Ids whose latest record is a tombstone: deleted, not merely not yet seen.
         self.deleted: set[str] = set()
         self.caught_up = asyncio.Event()
@@ -135,10 +138,13 @@ class RegistryView:
             return self.streams.pop(key, None) is not None
         self.deleted.discard(key)
         try:
-            stream = Stream.from_registry(value)
+            stream = Stream.from_registry(value, self._box)
         except ValidationError as exc:
-            log.error("registry_record_invalid", stream_id=key, error=str(exc))
-            return False
+            # Never keep running a stream on a state older than its latest record.
+            # Field paths only: the message would echo input values, which may be secrets.
+            fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+            log.error("registry_record_invalid", stream_id=key, fields=fields)
+            return self.streams.pop(key, None) is not None
         self.streams[key] = stream
         return True
 

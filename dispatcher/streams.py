@@ -4,8 +4,8 @@ This is the shape stored in the compacted registry topic and served by the admin
 JSON follows Auth0's event stream object (``subscriptions: [{"event_type": ...}]``,
 ``destination: {"type", "configuration"}``); Tidings' additions sit in ``delivery`` and
 ``signing_secrets``. Secrets are :class:`~pydantic.SecretStr`: they serialize as ``None``
-unless the caller asks for them with the context ``{"reveal_secrets": True}`` (the registry
-does; API responses never do).
+unless serialized with a :class:`~dispatcher.secret_box.SecretBox` in the context, and then
+only encrypted (the registry record); API responses never carry them.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     SecretStr,
     SerializationInfo,
+    ValidationInfo,
     field_validator,
 )
 
+from dispatcher.secret_box import PREFIX as SECRET_PREFIX
+from dispatcher.secret_box import SecretBox
 from dispatcher.signing import validate_secret
 from dispatcher.subscriptions import validate_pattern
 from producer.durations import Duration
@@ -31,14 +35,27 @@ from schemas.ids import is_stream_id, new_stream_id
 
 
 def _serialize_secret(value: SecretStr | None, info: SerializationInfo) -> str | None:
-    if value is None:
+    box = (info.context or {}).get("box")
+    if value is None or box is None:
         return None
-    context = info.context or {}
-    return value.get_secret_value() if context.get("reveal_secrets") else None
+    return str(box.encrypt(value.get_secret_value()))
 
 
-#: A secret: write-only through the API, revealed only to the registry's serializer.
-Secret = Annotated[SecretStr, PlainSerializer(_serialize_secret, return_type=str | None)]
+def _decrypt_secret(value: object, info: ValidationInfo) -> object:
+    if isinstance(value, str) and value.startswith(SECRET_PREFIX):
+        box = (info.context or {}).get("box")
+        if box is None:
+            raise ValueError("an encrypted secret can only be read with the secrets key")
+        return box.decrypt(value)
+    return value
+
+
+#: A secret: write-only through the API; serialized only encrypted, for the registry.
+Secret = Annotated[
+    SecretStr,
+    BeforeValidator(_decrypt_secret),
+    PlainSerializer(_serialize_secret, return_type=str | None),
+]
 
 
 class _Model(BaseModel):
@@ -226,14 +243,14 @@ class Stream(_Model):
         """True when the stream should be consuming."""
         return self.status == "enabled"
 
-    def to_registry(self) -> bytes:
-        """The registry record's value: JSON with secrets included (issue: encrypted at rest)."""
-        return self.model_dump_json(context={"reveal_secrets": True}).encode()
+    def to_registry(self, box: SecretBox) -> bytes:
+        """The registry record's value: JSON with every secret encrypted by ``box``."""
+        return self.model_dump_json(context={"box": box}).encode()
 
     @classmethod
-    def from_registry(cls, value: bytes) -> Stream:
-        """Parse a registry record's value."""
-        return cls.model_validate_json(value)
+    def from_registry(cls, value: bytes, box: SecretBox) -> Stream:
+        """Parse a registry record's value, decrypting its secrets with ``box``."""
+        return cls.model_validate_json(value, context={"box": box})
 
     def public(self) -> dict[str, Any]:
         """The JSON an API response shows: every secret left out."""

@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         description="Hosts or CIDRs webhooks may reach although they are private, loopback or "
         "link-local, and may call over plain http (comma-separated in the environment).",
     )
+    secrets_key: SecretStr | None = Field(
+        None,
+        description="Fernet key that encrypts webhook secrets in the registry topic (generate "
+        "one with `tidings secrets generate-key`); unset: a local key file is used.",
+    )
+    secrets_previous_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Older keys that still decrypt during a rotation (comma-separated).",
+    )
+    secrets_key_file: str = Field(
+        "~/.config/tidings/secrets.key",
+        description="Key file created and used when secrets_key is unset (single machine).",
+    )
     metrics_port: int = Field(
         9100,
         ge=0,
@@ -104,7 +117,7 @@ class Settings(BaseSettings):
         description="Events the producer buffers before emit() blocks (back-pressure).",
     )
 
-    @field_validator("destination_allowlist", mode="before")
+    @field_validator("destination_allowlist", "secrets_previous_keys", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -11,7 +11,11 @@ from confluent_kafka.admin import AdminClient
 
 from admin.broker import LocalBroker, free_port
 from admin.topics import ensure_all
+from dispatcher.secret_box import generate_key
 from producer.config import Settings, load_settings
+
+#: One secrets key for the session's settings (and its child processes).
+SESSION_SECRETS_KEY = generate_key()
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +57,7 @@ def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Sett
         retry_schedule=["1s", "2s"],
         metrics_port=0,
         destination_allowlist=["127.0.0.1"],
+        secrets_key=SESSION_SECRETS_KEY,
     )
     ensure_all(settings)
     return settings

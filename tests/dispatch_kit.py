@@ -100,6 +100,9 @@ class DispatcherProcess:
             "TIDINGS_LIFECYCLE_PARTITIONS": str(settings.lifecycle_partitions),
             "TIDINGS_INTERNAL_PARTITIONS": str(settings.internal_partitions),
             "TIDINGS_METRICS_PORT": "0",
+            "TIDINGS_SECRETS_KEY": settings.secrets_key.get_secret_value()
+            if settings.secrets_key
+            else "",
             "TIDINGS_DESTINATION_ALLOWLIST": ",".join(settings.destination_allowlist),
         }
         self.log_path = log_path

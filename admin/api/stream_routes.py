@@ -88,9 +88,9 @@ async def _write(state: AdminState, stream: Stream) -> Stream:
         table.abort_write(stream.id)
         log.warning("registry_write_failed", stream_id=stream.id, error=str(exc))
         raise unavailable("Kafka did not accept the write; retry shortly") from None
-    value = written.to_registry()
+    value = written.to_registry(state.writer.box)
     table.end_write(stream.id, value)
-    return Stream.from_registry(value)
+    return Stream.from_registry(value, state.writer.box)
 
 
 async def list_event_streams(call: Input) -> Reply:

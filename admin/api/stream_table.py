@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import ValidationError
 
+from dispatcher.secret_box import SecretBox
 from dispatcher.streams import Stream
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,8 @@ class _Write:
 class StreamTable:
     """Current streams by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
         self.streams: dict[str, Stream] = {}
         self._writing: dict[str, _Write] = {}
         #: Our record not yet read back, by id (None: a tombstone).
@@ -53,8 +55,10 @@ class StreamTable:
             self.streams.pop(key, None)
             return
         try:
-            self.streams[key] = Stream.from_registry(value)
+            self.streams[key] = Stream.from_registry(value, self._box)
         except ValidationError as exc:
+            # An unreadable latest state must not leave an older one showing.
+            self.streams.pop(key, None)
             log.error("registry_record_invalid", stream_id=key, error_count=exc.error_count())
 
     def begin_write(self, key: str) -> None:

@@ -32,6 +32,7 @@ from admin.dlq import marked_record
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.jobs import header_map
 from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.secret_box import SecretBox
 from producer.config import Settings
 from schemas import constants
 
@@ -69,7 +70,7 @@ class AdminView:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.table = StreamTable()
+        self.table = StreamTable(SecretBox.from_settings(settings))
         self.history = DeliveryIndex()
         self.caught_up = asyncio.Event()
         self._consumer: AsyncConsumer | None = None

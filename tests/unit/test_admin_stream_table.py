@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from admin.api.stream_table import StreamTable
 from dispatch_kit import webhook_stream
+from dispatcher.secret_box import SecretBox, generate_key
 from dispatcher.streams import Stream
 
 
 def state(stream: Stream, **changes: object) -> bytes:
-    return stream.model_copy(update=changes).to_registry()
+    return stream.model_copy(update=changes).to_registry(BOX)
 
 
+BOX = SecretBox(generate_key())
 BASE = webhook_stream("http://127.0.0.1:1/hook")
 
 
 def test_a_write_shows_at_once_and_older_records_do_not_hide_it() -> None:
     """After our write is acknowledged, records older than it are ignored until it is read
     back; later records (another writer's) are followed again."""
-    table = StreamTable()
+    table = StreamTable(BOX)
     old, ours, theirs = state(BASE, name="old"), state(BASE, name="ours"), state(BASE, name="x")
     table.observe(BASE.id, old)
     table.begin_write(BASE.id)
@@ -33,7 +35,7 @@ def test_a_write_shows_at_once_and_older_records_do_not_hide_it() -> None:
 def test_a_write_read_back_before_its_acknowledgement_leaves_nothing_pending() -> None:
     """If the view read our record (and a later one) before the write returned, the later
     record stays and further records are followed."""
-    table = StreamTable()
+    table = StreamTable(BOX)
     ours, theirs = state(BASE, name="ours"), state(BASE, name="theirs")
     table.begin_write(BASE.id)
     table.observe(BASE.id, ours)
@@ -46,7 +48,7 @@ def test_a_write_read_back_before_its_acknowledgement_leaves_nothing_pending() -
 
 def test_a_delete_hides_the_stream_until_the_tombstone_and_a_failed_write_changes_nothing() -> None:
     """Deletes are writes too; an aborted write leaves the table as it was."""
-    table = StreamTable()
+    table = StreamTable(BOX)
     table.observe(BASE.id, state(BASE))
     table.begin_write(BASE.id)
     table.abort_write(BASE.id)
