@@ -96,6 +96,21 @@ class Job:
             last_http_status=http_status,
         )
 
+    @classmethod
+    def unreadable(cls, message: Message) -> Job:
+        """A record whose headers cannot be read: kept whole for the dead-letter topic."""
+        headers = header_map(message)
+        return cls(
+            stream_id=headers.get(constants.HEADER_STREAM_ID, b"").decode(errors="replace"),
+            event_id=headers.get(constants.HEADER_EVENT_ID, b"").decode(errors="replace"),
+            event_type=headers.get(constants.HEADER_EVENT_TYPE, b"").decode(errors="replace"),
+            value=message.value() or b"",
+            key=message.key(),
+            origin_topic=message.topic() or "",
+            origin_partition=message.partition() or 0,
+            origin_offset=message.offset() or 0,
+        )
+
     def fresh(self) -> Job:
         """This job as a new first attempt: same event, stream, origin and purpose, no
         failures (for redelivery and dead-letter replay)."""

@@ -24,6 +24,7 @@ from dispatcher.stream_worker import FETCH_BATCH, CommittingWorker
 from producer.config import Settings
 from producer.durations import format_duration
 from schemas import constants
+from schemas.ids import is_stream_id
 
 log = structlog.get_logger(__name__)
 
@@ -107,12 +108,21 @@ class TierWorker(CommittingWorker):
         if partition in self._paused:
             return  # fetched before the pause: it comes again after the rewind
         headers = header_map(message)
-        due = due_at(headers)
+        try:
+            due = due_at(headers)
+            job = Job.from_retry(message, headers)
+            if not is_stream_id(job.stream_id):
+                raise ValueError("no valid stream id header")
+        except ValueError as exc:
+            self.add(partition, offset)
+            reason = f"poison retry record: {exc}"
+            dead = self.engine.dead_letter(Job.unreadable(message), reason, datetime.now(UTC))
+            self.spawn(dead, partition, offset)
+            return
         if due is not None and due > datetime.now(UTC):
             self._pause_until(message, due)
             return
         self.add(partition, offset)
-        job = Job.from_retry(message, headers)
         runtime = self._runtime_of(job.stream_id)
         if runtime is None:
             self.spawn(self._orphan(job), partition, offset)

@@ -232,3 +232,33 @@ async def test_poison_records_are_dead_lettered_while_good_events_flow(
     assert "unknown" in reasons["unknown"].lower() or "fingerprint" in reasons["unknown"].lower()
     assert {m.value() for m in dead} == set(poison.values()), "original bytes kept"
     assert json.loads(receiver.delivered()[0].body)["type"]
+
+
+async def test_poison_records_on_a_retry_tier_are_dead_lettered(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """A tier record with garbage bytes, one without headers and one with an unreadable due
+    time each go to the DLQ with the reason; good retries in the same tier still deliver."""
+    from confluent_kafka import Producer
+
+    receiver.script = lambda _r, seen: 503 if seen == 0 else 200
+    (stream,) = register(settings, webhook_stream(receiver.url()))
+    tier = settings.retry_topic(settings.retry_schedule[0])
+    stream_header = (constants.HEADER_STREAM_ID, stream.id.encode())
+    poison = {
+        "garbage": (b"\x00garbage", [stream_header]),
+        "headerless": (b"whatever", []),
+        "bad-due": (b"whatever", [stream_header, (constants.HEADER_DUE_AT, b"soon")]),
+    }
+    async with running_dispatcher(settings):
+        ids = produce_events(settings, 10)
+        raw = Producer(settings.kafka_config())
+        for name, (value, headers) in poison.items():
+            raw.produce(tier, value, name.encode(), headers=headers)
+        raw.flush(10)
+        await receiver.wait_until(lambda: receiver.delivered_ids() == set(ids), timeout=30)
+        dead = await aread_topic(settings, settings.dlq_topic, 3, timeout=15)
+    reasons = {m.key(): headers_of(m)[constants.HEADER_DLQ_REASON] for m in dead}
+    assert reasons[b"garbage"].startswith("poison record")
+    assert reasons[b"headerless"] == "poison retry record: no valid stream id header"
+    assert reasons[b"bad-due"].startswith("poison retry record:")
