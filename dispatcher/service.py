@@ -53,6 +53,7 @@ class Dispatcher:
         self._registry_task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._reconcile_lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -134,8 +135,11 @@ class Dispatcher:
             slots=asyncio.Semaphore(stream.delivery.max_in_flight),
             schedule=self.engine.schedule_for(stream),
         )
-        if previous is not None and previous.stream.delivery == stream.delivery:
-            runtime.slots = previous.slots  # deliveries in flight keep their slots
+        if previous is not None:
+            if previous.stream.delivery == stream.delivery:
+                runtime.slots = previous.slots  # deliveries in flight keep their slots
+            # The old client finishes what it holds, then lets go of its connections.
+            self._closing.add(asyncio.create_task(previous.client.close()))
         self.runtimes[stream.id] = runtime
         return runtime
 
@@ -173,6 +177,10 @@ class Dispatcher:
         if self._registry_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._registry_task, 5)
+        for runtime in self.runtimes.values():
+            self._closing.add(asyncio.create_task(runtime.client.close()))
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=10)
         if self._gauges_task is not None:
             self._gauges_task.cancel()
         if self._metrics_runner is not None:
