@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka lint test test-fast run bench clean
+.PHONY: install kafka chromium lint test test-fast run bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,16 @@ install: $(STAMP)
 kafka: install
 	$(BIN)/python -c "from admin.broker import kafka_libs; print('kafka jars:', kafka_libs())"
 
+# Debian's chromium for the dashboard's browser tests (Playwright cannot download its own).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint kafka
+test: lint kafka chromium
 	$(BIN)/pytest -q
 
 run: kafka

@@ -115,13 +115,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the dispatcher until SIGTERM/SIGINT."""
-    import asyncio
+
+    import uvloop
 
     from dispatcher.service import Dispatcher
     from producer.logs import configure_logging
 
     configure_logging(args.log_level)
-    asyncio.run(Dispatcher(settings, shutdown_timeout=args.shutdown_timeout).run_forever())
+    dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
+    uvloop.run(dispatcher.run_forever())
     return 0
 
 
@@ -209,11 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every stream with TIDINGS_SECRETS_KEY"
     ).set_defaults(handler=cmd_secrets_rotate)
 
-    from admin import api, dlq, status
+    from admin import api, apply, cli_streams, dlq, status
 
     api.register_cli(sub)
     dlq.register_cli(sub)
     status.register_cli(sub)
+    cli_streams.register_cli(sub)
+    apply.register_cli(sub)
 
     run_all = sub.add_parser("run", help="the whole system on this machine (make run)")
     run_all.add_argument("--broker-port", type=int, default=9092)

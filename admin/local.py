@@ -160,7 +160,7 @@ async def run_local(settings: Settings, ports: LocalPorts, data_dir: Path | None
     }
     stream = await _ensure_demo_stream(settings, f"http://127.0.0.1:{ports.receiver}/webhook")
     _say(f"demo stream {stream.id} -> http://127.0.0.1:{ports.receiver}/webhook")
-    _say(f"dashboard: http://127.0.0.1:{ports.admin}   admin token: {token}")
+    _say(f"dashboard: http://127.0.0.1:{ports.admin}/   admin token: {token}")
     _say(f"process logs in {logs}; Ctrl-C stops everything")
 
     stop = asyncio.Event()

@@ -23,10 +23,10 @@ from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.outcome import Outcome, OutcomeKind
+from dispatcher.rendering import RenderCache
 from dispatcher.retry_delay import next_delay
 from dispatcher.streams import Stream
 from producer.config import Settings
-from schemas.cloudevents import render_cloudevent_json
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
 
@@ -62,7 +62,7 @@ class Engine:
         self._settings = settings
         self._metrics = metrics
         self._producer = producer
-        self._codec = codec
+        self._renders = RenderCache(codec)
         self._disable = disable
 
     def schedule_for(self, stream: Stream) -> list[timedelta]:
@@ -76,13 +76,13 @@ class Engine:
         raises only when Kafka cannot take the job's next home (the offset then stays
         uncommitted and the job is attempted again after a restart)."""
         try:
-            event = self._codec.decode(job.value)
+            rendered = self._renders.render(job.value, job.purpose)
         except ContractError as exc:
             if holding_slot:
                 runtime.slots.release()
             await self.dead_letter(job, f"poison record: {exc}", datetime.now(UTC))
             return
-        body = render_cloudevent_json(event, stream_id=job.stream_id, purpose=job.purpose)
+        body = rendered.for_stream(job.stream_id)
         if not holding_slot:
             await runtime.slots.acquire()
         try:
@@ -92,7 +92,7 @@ class Engine:
         finally:
             runtime.slots.release()
         self._metrics.attempt_seconds.labels(job.stream_id).observe(duration_ms / 1000)
-        await self.route(job, runtime, outcome, duration_ms, event.time)
+        await self.route(job, runtime, outcome, duration_ms, rendered.time)
 
     async def route(
         self,

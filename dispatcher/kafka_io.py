@@ -126,9 +126,17 @@ class AsyncConsumer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def consume(self, max_records: int, timeout: float) -> list[Message]:
-        """Fetch up to ``max_records`` (waiting at most ``timeout`` seconds)."""
-        messages: list[Message] = await self.call(self.consumer.consume, max_records, timeout)
+        """Fetch up to ``max_records``: wait at most ``timeout`` seconds for the first, then
+        take only what is already queued (librdkafka's batch call would otherwise hold the
+        first record until the batch fills or the timeout ends: latency at low rates)."""
+        messages: list[Message] = await self.call(self._fetch, max_records, timeout)
         return messages
+
+    def _fetch(self, max_records: int, timeout: float) -> list[Message]:
+        first = self.consumer.consume(1, timeout)
+        if not first or max_records == 1:
+            return first
+        return first + self.consumer.consume(max_records - 1, 0)
 
     async def close(self) -> None:
         """Leave the group and release the consumer. Safe to call twice."""

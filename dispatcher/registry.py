@@ -36,9 +36,15 @@ class RegistryWriter:
 
     def put(self, stream: Stream) -> Stream:
         """Store the stream's state (its ``updated_at`` is set now)."""
+        return self.put_record(stream)[0]
+
+    def put_record(self, stream: Stream) -> tuple[Stream, bytes]:
+        """:meth:`put`, also returning the exact record value sent (encryption is randomized,
+        so serializing the stream again would not give the same bytes)."""
         stream = stream.model_copy(update={"updated_at": datetime.now(UTC)})
-        self._send(stream.id, stream.to_registry(self.box))
-        return stream
+        value = stream.to_registry(self.box)
+        self._send(stream.id, value)
+        return stream, value
 
     def delete(self, stream_id: str) -> None:
         """Delete a stream: a tombstone for its id."""
@@ -58,6 +64,10 @@ class RegistryWriter:
     async def aput(self, stream: Stream) -> Stream:
         """:meth:`put` without blocking the event loop."""
         return await asyncio.to_thread(self.put, stream)
+
+    async def aput_record(self, stream: Stream) -> tuple[Stream, bytes]:
+        """:meth:`put_record` without blocking the event loop."""
+        return await asyncio.to_thread(self.put_record, stream)
 
     async def adelete(self, stream_id: str) -> None:
         """:meth:`delete` without blocking the event loop."""

@@ -53,8 +53,10 @@ class CommittingWorker:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
-                # One consumer per stream: keep librdkafka's prefetch queue small.
-                "queued.max.messages.kbytes": 4096,
+                # One consumer per stream (a hundred in a process): keep librdkafka's
+                # prefetch queue small; its defaults assume one consumer per process.
+                "queued.max.messages.kbytes": 1024,
+                "queued.min.messages": 2000,
                 "fetch.wait.max.ms": 100,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 
 from schemas.errors import EventValidationError, FieldError
@@ -56,8 +57,7 @@ def render_cloudevent_json(
     event: LifecycleEvent, *, stream_id: str | None = None, purpose: str | None = None
 ) -> bytes:
     """Render ``event`` as the UTF-8 JSON body of a delivery (compact, non-ASCII kept)."""
-    rendered = render_cloudevent(event, stream_id=stream_id, purpose=purpose)
-    return json.dumps(rendered, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return orjson.dumps(render_cloudevent(event, stream_id=stream_id, purpose=purpose))
 
 
 def parse_cloudevent(obj: Mapping[str, Any]) -> LifecycleEvent:

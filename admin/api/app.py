@@ -18,6 +18,8 @@ from admin.api.models import Health, OpenApiDocument
 from admin.api.openapi import build_document
 from admin.api.routing import Input, Reply, Route, auth_middleware
 from admin.api.state import MAX_STREAMS, STATE, AdminState
+from admin.dashboard import add_routes as add_dashboard_routes
+from admin.dashboard import exempt as exempt_dashboard
 from producer.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -74,8 +76,11 @@ def build_app(settings: Settings, token: str, *, max_streams: int = MAX_STREAMS)
     """The admin API application; its Kafka clients start and stop with the app."""
     if not token:
         raise ValueError("the admin API needs a token")
+    # The dashboard's static files carry no secret and no data: they are served without the
+    # token, and are not JSON API routes (so not in ROUTES nor in /openapi.json).
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware(token)], client_max_size=MAX_BODY_BYTES
+        middlewares=[error_middleware, exempt_dashboard(auth_middleware(token))],
+        client_max_size=MAX_BODY_BYTES,
     )
     state = AdminState(settings, token, max_streams)
     app[STATE] = state
@@ -84,6 +89,7 @@ def build_app(settings: Settings, token: str, *, max_streams: int = MAX_STREAMS)
     )
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.bind())
+    add_dashboard_routes(app)
     app.cleanup_ctx.append(state.lifespan)
     return app
 

@@ -83,12 +83,11 @@ async def _write(state: AdminState, stream: Stream) -> Stream:
     table = state.view.table
     table.begin_write(stream.id)
     try:
-        written = await state.writer.aput(stream)
+        _written, value = await state.writer.aput_record(stream)
     except (KafkaException, RuntimeError) as exc:
         table.abort_write(stream.id)
         log.warning("registry_write_failed", stream_id=stream.id, error=str(exc))
         raise unavailable("Kafka did not accept the write; retry shortly") from None
-    value = written.to_registry(state.writer.box)
     table.end_write(stream.id, value)
     return Stream.from_registry(value, state.writer.box)
 

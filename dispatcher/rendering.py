@@ -1,0 +1,61 @@
+"""Decode and render each lifecycle record once, however many streams deliver it.
+
+Every stream's consumer reads the same records; decoding, validating and rendering the
+CloudEvents JSON is the dominant per-delivery cost, so the result is cached by the record's
+bytes (and purpose), and each stream only prepends its own ``a0stream``. JSON object keys are
+unordered, so the body is the same event as :func:`schemas.cloudevents.render_cloudevent_json`
+renders for the stream.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.cloudevents import render_cloudevent_json
+from schemas.codec import AvroCodec
+from schemas.errors import ContractError
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An event rendered without its stream: the JSON object and the event's time."""
+
+    body: bytes
+    time: datetime
+
+    def for_stream(self, stream_id: str) -> bytes:
+        """The delivery body for one stream (``a0stream`` inserted first)."""
+        return b'{"a0stream":"' + stream_id.encode() + b'",' + self.body[1:]
+
+
+class RenderCache:
+    """A bounded LRU of rendered events (and of decode failures, so a poison record is
+    decoded once, not once per stream)."""
+
+    def __init__(self, codec: AvroCodec, size: int = 8192) -> None:
+        self._codec = codec
+        self._size = size
+        self._entries: OrderedDict[tuple[bytes, str | None], Rendered | ContractError] = (
+            OrderedDict()
+        )
+
+    def render(self, value: bytes, purpose: str | None) -> Rendered:
+        """The rendered event for these record bytes; raises the record's ContractError."""
+        key = (value, purpose)
+        entry = self._entries.get(key)
+        if entry is None:
+            try:
+                event = self._codec.decode(value)
+                entry = Rendered(render_cloudevent_json(event, purpose=purpose), event.time)
+            except ContractError as exc:
+                entry = exc
+            self._entries[key] = entry
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(key)
+        if isinstance(entry, ContractError):
+            raise entry
+        return entry
