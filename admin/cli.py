@@ -121,7 +121,7 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
     from dispatcher.service import Dispatcher
     from producer.logs import configure_logging
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level or settings.log_level)
     dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
     uvloop.run(dispatcher.run_forever())
     return 0
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     dispatcher = sub.add_parser("dispatcher", help="the delivery service")
     dispatcher_sub = dispatcher.add_subparsers(dest="action", required=True)
     run = dispatcher_sub.add_parser("run", help="deliver until SIGTERM")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", help="overrides TIDINGS_LOG_LEVEL")
     run.add_argument(
         "--shutdown-timeout",
         type=float,

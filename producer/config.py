@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         "~/.config/tidings/secrets.key",
         description="Key file created and used when secrets_key is unset (single machine).",
     )
+    log_level: str = Field(
+        "INFO",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR|debug|info|warning|error)$",
+        description="Log level of the services.",
+    )
     metrics_port: int = Field(
         9100,
         ge=0,

@@ -26,7 +26,7 @@ def cmd_admin_serve(args: argparse.Namespace, settings: Settings) -> int:
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         print(f"error: {TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters", file=sys.stderr)
         return 1
-    configure_logging(args.log_level)
+    configure_logging(args.log_level or settings.log_level)
     asyncio.run(serve(settings, args.host, args.port, token))
     return 0
 
@@ -38,5 +38,5 @@ def register_cli(subparsers: Any) -> None:
     serve = admin_sub.add_parser("serve", help="serve the admin API until SIGTERM")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", help="overrides TIDINGS_LOG_LEVEL")
     serve.set_defaults(handler=cmd_admin_serve)
