@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from admin.api import delivery_routes, stream_routes
+from admin.api import metrics as api_metrics
 from admin.api.errors import error_middleware
 from admin.api.models import Health, OpenApiDocument
 from admin.api.openapi import build_document
@@ -84,11 +85,12 @@ def build_app(settings: Settings, token: str, *, max_streams: int = MAX_STREAMS)
     )
     state = AdminState(settings, token, max_streams)
     app[STATE] = state
-    app[DOCUMENT] = OpenApiDocument.model_validate(
-        build_document(ROUTES, title="Tidings admin API", version=_version())
-    )
+    document = build_document(ROUTES, title="Tidings admin API", version=_version())
+    document["paths"][api_metrics.PATH] = api_metrics.OPENAPI_PATH_ITEM
+    app[DOCUMENT] = OpenApiDocument.model_validate(document)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.bind())
+    app.router.add_get(api_metrics.PATH, api_metrics.metrics, allow_head=False)
     add_dashboard_routes(app)
     app.cleanup_ctx.append(state.lifespan)
     return app

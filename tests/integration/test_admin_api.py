@@ -360,7 +360,7 @@ async def test_the_openapi_document_lists_exactly_the_served_routes(api: Api) ->
         (method, path) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    assert len(served) == 14
+    assert len(served) == 15
     create = document["paths"]["/v1/event-streams"]["post"]
     assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/StreamOut"
@@ -480,3 +480,18 @@ async def test_serve_prints_a_generated_token_that_works(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_metrics_need_the_token_and_show_the_view(api: Api) -> None:
+    """/metrics answers 401 without the token; with it, Prometheus text that counts the
+    streams by status and says the view caught up."""
+    status, _ = await api.call("POST", "/v1/event-streams", full_stream())
+    assert status == 201
+    anonymous = await api.client.get("/metrics")
+    assert anonymous.status == 401
+    response = await api.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    text = await response.text()
+    api.bodies.append(text)
+    assert response.status == 200
+    assert 'tidings_streams{status="enabled"} 1.0' in text
+    assert "tidings_view_caught_up 1.0" in text
