@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -13,6 +12,7 @@ from admin.broker import LocalBroker, free_port
 from admin.topics import ensure_all
 from dispatcher.secret_box import generate_key
 from producer.config import Settings, load_settings
+from receiver import Receiver
 
 #: One secrets key for the session's settings (and its child processes).
 SESSION_SECRETS_KEY = generate_key()
@@ -64,6 +64,8 @@ def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 @pytest.fixture
-def artifacts_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """A per-test output directory for screenshots and logs."""
-    return tmp_path
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1, fresh per test (answers scripted per request)."""
+    receiver = await Receiver().start()
+    yield receiver
+    await receiver.stop()

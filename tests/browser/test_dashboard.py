@@ -30,14 +30,6 @@ EXPECTED_FAILURES = re.compile(r"status of (400|403)\b")
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[tuple[Api, Dispatcher]]:
     """A ready admin API and a running dispatcher on the same fresh topics."""
     client, api = await start_api(settings)

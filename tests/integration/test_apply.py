@@ -35,7 +35,6 @@ streams:
 """
 #: The admin API and receiver fixtures, shared with the event-streams CLI tests.
 api = test_cli_streams.api
-receiver = test_cli_streams.receiver
 
 CREATE_CRM = (
     "+ create crm: sends the bearer token, 1 signing secret "

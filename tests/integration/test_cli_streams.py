@@ -89,14 +89,6 @@ class Cli:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[tuple[TestClient[Any, Any], Api]]:
     """A ready admin API on fresh topics."""
     client, api = await start_api(settings)

@@ -7,22 +7,11 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from dispatch_kit import DispatcherProcess, produce_events, register, webhook_stream
 from producer.config import Settings
 from receiver import Receiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 async def test_kill_9_mid_run_then_restart_delivers_everything(

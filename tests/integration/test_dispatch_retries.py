@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-
-import pytest
 
 from dispatch_kit import (
     headers_of,
@@ -25,14 +22,6 @@ from kafka_testkit import aread_topic, read_topic
 from producer.config import Settings
 from receiver import Receiver
 from schemas import constants
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 async def wait_for_status(dispatcher: Dispatcher, stream_id: str, status: str) -> Stream:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from dispatch_kit import produce_events, register, running_dispatcher, until, webhook_stream
 from dispatcher.registry import RegistryWriter
 from dispatcher.service import Dispatcher
 from producer.config import Settings
 from receiver import Receiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 async def test_stream_lifecycle_without_restart(settings: Settings, receiver: Receiver) -> None:

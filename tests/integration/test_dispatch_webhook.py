@@ -5,23 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
-
-import pytest
 
 from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
 from dispatcher.signing import generate_secret
 from producer.config import Settings
 from receiver import Receiver
 from schemas import constants
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 async def test_every_event_type_arrives_as_auth0_cloudevent(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -70,14 +69,6 @@ def listed(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) -
     capsys.readouterr()
     assert dlq(settings, "list", "--json", *argv) == 0
     return [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 STREAM_A, STREAM_B = new_stream_id(), new_stream_id()

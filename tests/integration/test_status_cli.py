@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -44,14 +43,6 @@ def status_json(settings: Settings, capsys: pytest.CaptureFixture[str]) -> dict[
 def lag_of(doc: dict[str, Any]) -> dict[str, int]:
     """Stream name -> lag."""
     return {s["name"]: s["lag"] for s in doc["streams"]}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A fresh receiver per test."""
-    receiver = await Receiver().start()
-    yield receiver
-    await receiver.stop()
 
 
 # pure --------------------------------------------------------------------------------------
