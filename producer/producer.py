@@ -63,14 +63,27 @@ def _plain(entity: Entity | None) -> dict[str, Any] | None:
 class _LifecycleMethods(ABC, Generic[R]):
     """One method per event type, shared by the sync and async producers."""
 
+    _core: _KafkaCore
+
     @abstractmethod
+    def _send(self, event: LifecycleEvent) -> R:
+        """Emit a built event (the sync or async way)."""
+
     def _emit_new(
         self,
         event_type: str,
         obj: Entity,
         previous: Entity | None = None,
         context: Entity | None = None,
-    ) -> R: ...
+    ) -> R:
+        event = make_event(
+            event_type,
+            _plain(obj) or {},
+            _plain(previous),
+            _plain(context),
+            tenant=self._core.settings.tenant,
+        )
+        return self._send(event)
 
     def user_created(self, user: Entity, context: Entity | None = None) -> R:
         """A user was created; ``user`` is the user as Auth0 renders it (user_id required)."""
@@ -248,20 +261,7 @@ class EventProducer(_LifecycleMethods[str]):
         self._buffer_timeout = buffer_timeout
         self._failures: list[BaseException] = []
 
-    def _emit_new(
-        self,
-        event_type: str,
-        obj: Entity,
-        previous: Entity | None = None,
-        context: Entity | None = None,
-    ) -> str:
-        event = make_event(
-            event_type,
-            _plain(obj) or {},
-            _plain(previous),
-            _plain(context),
-            tenant=self._core.settings.tenant,
-        )
+    def _send(self, event: LifecycleEvent) -> str:
         return self.emit(event)
 
     def emit(self, event: LifecycleEvent, *, wait: bool = False, timeout: float = 30.0) -> str:
@@ -328,20 +328,7 @@ class AsyncEventProducer(_LifecycleMethods[Awaitable[str]]):
     ) -> None:
         self._core = _KafkaCore(settings, codec, topic, kafka_overrides)
 
-    def _emit_new(
-        self,
-        event_type: str,
-        obj: Entity,
-        previous: Entity | None = None,
-        context: Entity | None = None,
-    ) -> Awaitable[str]:
-        event = make_event(
-            event_type,
-            _plain(obj) or {},
-            _plain(previous),
-            _plain(context),
-            tenant=self._core.settings.tenant,
-        )
+    def _send(self, event: LifecycleEvent) -> Awaitable[str]:
         return self.emit(event)
 
     async def emit(self, event: LifecycleEvent, *, wait: bool = True) -> str:
