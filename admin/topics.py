@@ -28,7 +28,8 @@ def _retention(value: timedelta) -> str:
 
 
 def required_topics(settings: Settings) -> list[TopicSpec]:
-    """Every topic Tidings needs, with partitions and retention from the settings."""
+    """Every topic Tidings needs, with partitions and retention from the settings (and room
+    for the largest record Tidings writes)."""
     internal = settings.internal_partitions
     specs = [
         TopicSpec(
@@ -59,7 +60,8 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
                 settings.retry_topic(delay), internal, {"retention.ms": _retention(retention)}
             )
         )
-    return specs
+    size = {"max.message.bytes": str(settings.max_record_bytes)}
+    return [TopicSpec(spec.name, spec.partitions, {**spec.config, **size}) for spec in specs]
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:

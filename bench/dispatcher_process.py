@@ -116,7 +116,11 @@ class DispatcherProcess:
 
 
 class Profiler:
-    """``py-spy record --format raw`` attached to a running process until :meth:`stop`."""
+    """``py-spy record --format raw --gil`` attached to a running process until :meth:`stop`.
+
+    Only samples of the thread holding the GIL are kept: py-spy counts a thread blocked in
+    librdkafka (a consumer waiting for records, the producer's poll loop) as active, which
+    would bury the Python work under time spent waiting."""
 
     def __init__(self, pid: int, output: Path, rate: int = 200) -> None:
         binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -134,6 +138,7 @@ class Profiler:
                 "--rate",
                 str(rate),
                 "--nonblocking",
+                "--gil",
                 "--output",
                 str(output),
             ],

@@ -671,7 +671,7 @@ def render(results: Sequence[Result], header: str) -> str:
                 f"{r.deliveries_per_s:,.0f}/s ({e['restart_to_drained_s']} s from restart)",
             ]
         if r.extra.get("profile_top"):
-            lines += ["", f"dispatcher profile, {r.scenario} max run (own time, py-spy):"]
+            lines += ["", f"dispatcher profile, {r.scenario} max run (own time, GIL held, py-spy):"]
             lines += [
                 f"  {share * 100:5.1f}%  {samples:>7}  {frame}"
                 for frame, samples, share in r.extra["profile_top"]

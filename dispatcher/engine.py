@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from dispatcher.delivery_log import AttemptRecord, AttemptStatus
+from dispatcher.delivery_log import AttemptStatus, attempt_record
 from dispatcher.destinations import Delivery, DestinationClient
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
@@ -91,7 +91,7 @@ class Engine:
             duration_ms = (time.perf_counter() - started) * 1000
         finally:
             runtime.slots.release()
-        self._metrics.attempt_seconds.labels(job.stream_id).observe(duration_ms / 1000)
+        self._metrics.for_stream(job.stream_id).attempt_seconds.observe(duration_ms / 1000)
         await self.route(job, runtime, outcome, duration_ms, rendered.time)
 
     async def route(
@@ -104,15 +104,16 @@ class Engine:
     ) -> None:
         """Send the job where its outcome says, and log the attempt."""
         now = datetime.now(UTC)
-        bound = log.bind(stream_id=job.stream_id, event_id=job.event_id, attempt=job.attempts + 1)
         if outcome.kind is OutcomeKind.SUCCESS:
             runtime.consecutive_failures = 0
             self._log_attempt(job, "success", outcome, duration_ms, now, None, event_time)
-            self._metrics.deliveries.labels(job.stream_id, "success").inc()
+            metrics = self._metrics.for_stream(job.stream_id)
+            metrics.succeeded.inc()
             if event_time is not None and job.purpose is None:
                 lag = (now - event_time).total_seconds()
-                self._metrics.end_to_end_seconds.labels(job.stream_id).observe(max(lag, 0.0))
+                metrics.end_to_end_seconds.observe(max(lag, 0.0))
             return
+        bound = log.bind(stream_id=job.stream_id, event_id=job.event_id, attempt=job.attempts + 1)
         failed = job.failed(outcome.error, outcome.http_status, now)
         runtime.consecutive_failures += 1
         next_at: datetime | None = None
@@ -186,7 +187,7 @@ class Engine:
         *,
         attempt: int | None = None,
     ) -> None:
-        record = AttemptRecord(
+        record = attempt_record(
             stream_id=job.stream_id,
             event_id=job.event_id,
             event_type=job.event_type,
@@ -205,5 +206,5 @@ class Engine:
         )
         # The log is history, not the source of truth: it is not awaited.
         self._producer.produce_nowait(
-            self._settings.deliveries_topic, record.to_record(), job.stream_id.encode()
+            self._settings.deliveries_topic, record, job.stream_id.encode()
         )

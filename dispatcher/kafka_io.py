@@ -53,17 +53,23 @@ class AsyncProducer:
         headers: Headers | None = None,
         on_done: Callable[[KafkaError | None], None] | None = None,
     ) -> None:
-        """Queue a record; ``on_done`` runs on the poll thread with the delivery error."""
+        """Queue a record; ``on_done`` runs on the poll thread with the delivery error.
 
-        def report(err: KafkaError | None, _msg: Message) -> None:
-            if on_done is not None:
+        Without ``on_done`` no Python callback is registered at all: the delivery log writes
+        one record per delivery, and the poll thread would otherwise take the GIL for each.
+        """
+        extra: dict[str, Any] = {}
+        if on_done is not None:
+
+            def report(err: KafkaError | None, _msg: Message) -> None:
                 on_done(err)
 
+            extra["on_delivery"] = report
+        if headers:
+            extra["headers"] = list(headers)
         while True:
             try:
-                self._producer.produce(
-                    topic, value, key, headers=list(headers or ()), on_delivery=report
-                )
+                self._producer.produce(topic, value, key, **extra)
                 return
             except BufferError:
                 self._producer.poll(0.01)

@@ -4,6 +4,7 @@ dispatchers can live in one test process), served on ``/metrics``."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import (
@@ -17,6 +18,16 @@ from prometheus_client import (
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _E2E_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600, 3600, 21600, 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMetrics:
+    """One stream's children of the per-delivery metrics, looked up once per stream rather
+    than by label on every delivery."""
+
+    attempt_seconds: Histogram
+    end_to_end_seconds: Histogram
+    succeeded: Counter
 
 
 class DispatcherMetrics:
@@ -62,9 +73,22 @@ class DispatcherMetrics:
             ["stream"],
             registry=self.registry,
         )
+        self._streams: dict[str, StreamMetrics] = {}
+
+    def for_stream(self, stream_id: str) -> StreamMetrics:
+        """The stream's per-delivery metric children (cached)."""
+        children = self._streams.get(stream_id)
+        if children is None:
+            children = self._streams[stream_id] = StreamMetrics(
+                attempt_seconds=self.attempt_seconds.labels(stream_id),
+                end_to_end_seconds=self.end_to_end_seconds.labels(stream_id),
+                succeeded=self.deliveries.labels(stream_id, "success"),
+            )
+        return children
 
     def forget_stream(self, stream_id: str) -> None:
-        """Drop the lag gauge of a stream that no longer runs here."""
+        """Drop the lag gauge of a stream that no longer runs here (its counters stay)."""
+        self._streams.pop(stream_id, None)
         with contextlib.suppress(KeyError):
             self.consumer_lag.remove(stream_id)
 

@@ -1,10 +1,11 @@
 """Decode and render each lifecycle record once, however many streams deliver it.
 
-Every stream's consumer reads the same records; decoding, validating and rendering the
-CloudEvents JSON is the dominant per-delivery cost, so the result is cached by the record's
-bytes (and purpose), and each stream only prepends its own ``a0stream``. JSON object keys are
-unordered, so the body is the same event as :func:`schemas.cloudevents.render_cloudevent_json`
-renders for the stream.
+Every stream's consumer reads the same records; decoding and rendering the CloudEvents JSON
+is the dominant per-delivery cost, so it is done straight from the Avro record
+(:mod:`schemas.fast_render`, no pydantic model in between), the result is cached by the
+record's bytes (and purpose), and each stream only prepends its own ``a0stream``. JSON object
+keys are unordered, so the body is the same event as
+:func:`schemas.cloudevents.render_cloudevent_json` renders for the stream.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas.cloudevents import render_cloudevent_json
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
+from schemas.fast_render import render_record_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,8 @@ class RenderCache:
         entry = self._entries.get(key)
         if entry is None:
             try:
-                event = self._codec.decode(value)
-                entry = Rendered(render_cloudevent_json(event, purpose=purpose), event.time)
+                record = self._codec.decode_record(value)
+                entry = Rendered(render_record_json(record, purpose=purpose), record["time"])
             except ContractError as exc:
                 entry = exc
             self._entries[key] = entry

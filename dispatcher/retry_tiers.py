@@ -54,8 +54,14 @@ class TierWorker(CommittingWorker):
         self._in_flight = asyncio.Semaphore(MAX_TIER_IN_FLIGHT)
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """A fresh assignment is not paused."""
+        """A fresh assignment is not paused.
+
+        librdkafka keeps a partition paused across a rebalance that gives it back to this
+        consumer, while the timer that would resume it does nothing once ``_paused`` forgot
+        the partition: without an explicit resume the tier partition would stay stuck."""
         self._paused.difference_update(tp.partition for tp in partitions)
+        consumer.assign(partitions)
+        consumer.resume(partitions)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget pauses of lost partitions, then commit what is finished."""
@@ -71,13 +77,14 @@ class TierWorker(CommittingWorker):
         )
         try:
             while not self.stopping:
+                rewound: set[int] = set()  # partitions rewound while handling this batch
                 for message in await consumer.consume(FETCH_BATCH, 0.2):
                     if self.stopping:
                         break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:
                         log.warning("consume_error", error=str(message.error()))
                         continue
-                    await self._handle(message)
+                    await self._handle(message, rewound)
                 self.commit()
         finally:
             await self.drain(30.0)
@@ -103,10 +110,13 @@ class TierWorker(CommittingWorker):
         except Exception as exc:
             log.debug("resume_skipped", partition=partition, error=str(exc))
 
-    async def _handle(self, message: Any) -> None:
+    async def _handle(self, message: Any, rewound: set[int]) -> None:
         partition, offset = message.partition(), message.offset()
-        if partition in self._paused:
-            return  # fetched before the pause: it comes again after the rewind
+        if partition in self._paused or partition in rewound:
+            # Fetched before the rewind: it comes again after it. ``_paused`` alone is not
+            # enough: the resume timer can fire while this batch waits for an in-flight slot,
+            # and handling the rest of the batch would then skip the rewound record.
+            return
         headers = header_map(message)
         try:
             due = due_at(headers)
@@ -121,6 +131,7 @@ class TierWorker(CommittingWorker):
             return
         if due is not None and due > datetime.now(UTC):
             self._pause_until(message, due)
+            rewound.add(partition)
             return
         self.add(partition, offset)
         runtime = self._runtime_of(job.stream_id)

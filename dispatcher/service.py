@@ -39,7 +39,9 @@ class Dispatcher:
         self.shutdown_timeout = shutdown_timeout
         self.registry = RegistryView(settings)
         self._writer = RegistryWriter(settings)
-        self._producer = AsyncProducer(settings.kafka_config())
+        self._producer = AsyncProducer(
+            settings.kafka_config(**{"message.max.bytes": settings.max_record_bytes})
+        )
         self.metrics = DispatcherMetrics()
         self.policy = DestinationPolicy(settings.destination_allowlist)
         self.engine = Engine(
@@ -66,6 +68,8 @@ class Dispatcher:
                 resolver=GuardedResolver(self.policy),
             ),
             auto_decompress=False,
+            # Receivers' cookies are no state a webhook sender keeps (nor sends to others).
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self._registry_task = asyncio.create_task(self.registry.run(self._reconcile))
         await self.registry.caught_up.wait()

@@ -47,6 +47,7 @@ class CommittingWorker:
 
     def consumer_config(self) -> dict[str, Any]:
         """librdkafka settings of this worker's consumer."""
+        fetch_bytes = max(512 * 1024, self.settings.max_event_bytes + 64 * 1024)
         return self.settings.kafka_config(
             **{
                 "group.id": self.group_id,
@@ -54,9 +55,17 @@ class CommittingWorker:
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
                 # One consumer per stream (a hundred in a process): keep librdkafka's
-                # prefetch queue small; its defaults assume one consumer per process.
+                # prefetch queue and fetch responses small; its defaults (50 MB responses,
+                # 1 MB per partition) assume one consumer per process. A backlogged consumer
+                # holds a few MB instead of ~25 MB, and a fetch is still hundreds of events
+                # (a record larger than the partition limit is returned whole, KIP-74).
                 "queued.max.messages.kbytes": 1024,
                 "queued.min.messages": 2000,
+                # A fetch response must still fit the largest event the producer accepts.
+                "fetch.max.bytes": fetch_bytes,
+                "max.partition.fetch.bytes": 128 * 1024,
+                "message.max.bytes": fetch_bytes,  # librdkafka: must not exceed fetch.max.bytes
+                "receive.message.max.bytes": fetch_bytes + 64 * 1024,
                 "fetch.wait.max.ms": 100,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,

@@ -8,6 +8,7 @@ import base64
 from collections.abc import Sequence
 
 import aiohttp
+from yarl import URL
 
 from dispatcher.destinations import Delivery
 from dispatcher.outcome import Outcome, OutcomeKind, classify
@@ -61,6 +62,7 @@ class WebhookClient:
         except DestinationRefusedError as exc:
             self._refused = str(exc)
         self._http = http
+        self._target = URL(self._url)  # parsed once, not on every request
         self._secrets = [s.get_secret_value() for s in stream.signing_secrets]
         seconds = stream.delivery.timeout.total_seconds()
         self._timeout = aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
@@ -84,7 +86,7 @@ class WebhookClient:
         headers.update(signature_headers(self._secrets, delivery.job.event_id, delivery.body))
         try:
             async with self._http.post(
-                self._url,
+                self._target,
                 data=delivery.body,
                 headers=headers,
                 timeout=self._timeout,

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         """The retry tier topic for one delay, e.g. ``tidings.retry.30s``."""
         return self.topic(constants.RETRY_TOPIC_PREFIX + format_duration(delay))
 
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record Tidings writes: an event at the size limit plus the headers
+        of a retry or dead-letter record. Producers and topics allow this much."""
+        return max(self.max_event_bytes + 64 * 1024, 1_048_576)
+
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
         """librdkafka properties for any client: connection, security, passthrough, overrides."""
         config: dict[str, Any] = {

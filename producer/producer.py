@@ -165,7 +165,7 @@ class _KafkaCore:
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "queue.buffering.max.messages": settings.producer_buffer_messages,
-                "message.max.bytes": max(settings.max_event_bytes + 65536, 1_048_576),
+                "message.max.bytes": settings.max_record_bytes,
             }
         )
         config.update(overrides or {})

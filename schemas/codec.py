@@ -134,6 +134,16 @@ class AvroCodec:
         :class:`UnknownSchemaError` for a writer schema this build does not know, and
         :class:`EventValidationError` for a record that is not a valid event.
         """
+        return parse_event(_strip_nulls(self.decode_record(payload)), context=AVRO_CONTEXT)
+
+    def decode_record(self, payload: bytes) -> dict[str, Any]:
+        """Decode bytes into the Avro record as fastavro reads it (read with the latest
+        schema of its type, nulls and JSON-string maps kept), without validating it as an
+        event beyond its ``type``: for readers that trust the Avro schema as the contract.
+
+        Raises :class:`MalformedRecordError`, :class:`UnknownSchemaError`, or
+        :class:`EventValidationError` when the record's ``type`` is not its schema's.
+        """
         if payload[:2] == SINGLE_OBJECT_MAGIC:
             if len(payload) < _SINGLE_OBJECT_HEADER:
                 raise MalformedRecordError("truncated single-object header")
@@ -162,7 +172,7 @@ class AvroCodec:
                 [FieldError("type", f"{found!r} in a {reader.event_type} schema")],
                 context=f"invalid {reader.event_type}",
             )
-        return parse_event(_strip_nulls(record), context=AVRO_CONTEXT)
+        return record
 
     def _reader_for(self, writer: SchemaVersion) -> _Reader:
         latest = self._catalog.latest(writer.event_type)

@@ -35,7 +35,9 @@ class Requeuer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._producer = AsyncProducer(settings.kafka_config())
+        self._producer = AsyncProducer(
+            settings.kafka_config(**{"message.max.bytes": settings.max_record_bytes})
+        )
         self._consumer = assigning_consumer(settings, "admin-fetch")
         self._closed = False
 

@@ -251,3 +251,24 @@ async def test_poison_records_on_a_retry_tier_are_dead_lettered(
     assert reasons[b"garbage"].startswith("poison record")
     assert reasons[b"headerless"] == "poison retry record: no valid stream id header"
     assert reasons[b"bad-due"].startswith("poison retry record:")
+
+
+async def test_an_event_at_the_size_limit_survives_retry_and_dead_letter(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """An event just under the producer's 1 MB limit still fits a retry-tier record and a
+    dead-letter record (its headers added): it climbs the tiers and lands in the DLQ."""
+    from producer.producer import EventProducer
+    from schemas.samples import sample_object
+
+    receiver.script = lambda _r, _n: 503
+    register(settings, webhook_stream(receiver.url()))
+    user = sample_object("user.created", seed=3)
+    user["user_metadata"] = {"blob": "y" * 995_000}
+    async with running_dispatcher(settings):
+        with EventProducer(settings) as producer:
+            event_id = producer.user_created(user)
+            assert producer.flush(30) == 0
+        (dead,) = await aread_topic(settings, settings.dlq_topic, 1, timeout=30)
+    assert headers_of(dead)[constants.HEADER_EVENT_ID] == event_id
+    assert len(receiver.requests) == 3

@@ -142,3 +142,23 @@ async def test_refused_endpoints_are_dead_lettered_not_called(
     assert any("http://" in r for r in reasons)
     assert any("non-public" in r for r in reasons)
     assert receiver.requests == []
+
+
+async def test_an_event_near_the_size_limit_is_delivered(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """An event of about 900 KB (under the producer's 1 MB limit, over the consumers' fetch
+    sizes per partition) is fetched and delivered intact."""
+    from producer.producer import EventProducer
+    from schemas.samples import sample_object
+
+    register(settings, webhook_stream(receiver.url()))
+    user = sample_object("user.created", seed=7)
+    user["user_metadata"] = {"blob": "x" * 900_000}
+    async with running_dispatcher(settings):
+        with EventProducer(settings) as producer:
+            event_id = producer.user_created(user)
+            assert producer.flush(30) == 0
+        await receiver.wait_until(lambda: receiver.delivered_ids() == {event_id})
+    body = receiver.delivered()[0].json
+    assert len(body["data"]["object"]["user_metadata"]["blob"]) == 900_000
