@@ -123,8 +123,7 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(args.log_level or settings.log_level)
     dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
-    uvloop.run(dispatcher.run_forever())
-    return 0
+    return uvloop.run(dispatcher.run_forever())
 
 
 def cmd_secrets_generate_key(_args: argparse.Namespace, _settings: Settings) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 import aiohttp
 import structlog
@@ -57,6 +59,9 @@ class Dispatcher:
         self._reconcile_lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
+        #: Set when a consumer task died: the process must exit so that it is restarted
+        #: (its partitions go to the other members meanwhile) rather than idle silently.
+        self.failed = asyncio.Event()
 
     async def start(self) -> None:
         """Replay the registry, start stream consumers and tier consumers."""
@@ -71,7 +76,7 @@ class Dispatcher:
             # Receivers' cookies are no state a webhook sender keeps (nor sends to others).
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        self._registry_task = asyncio.create_task(self.registry.run(self._reconcile))
+        self._registry_task = self._watched(self.registry.run(self._reconcile), "registry")
         await self.registry.caught_up.wait()
         await self._reconcile(set(self.registry.streams))
         for delay in self.settings.retry_schedule:
@@ -82,7 +87,7 @@ class Dispatcher:
                 self.runtimes.get,
                 self._is_deleted,
             )
-            self._tiers.append((worker, asyncio.create_task(worker.run())))
+            self._tiers.append((worker, self._watched(worker.run(), worker.topic)))
         self._gauges_task = asyncio.create_task(self._update_gauges())
         if self.settings.metrics_port:
             await self._serve_metrics()
@@ -124,7 +129,7 @@ class Dispatcher:
                 runtime = self._runtime(stream)
                 if running is None:
                     worker = StreamWorker(self.settings, self.engine, runtime)
-                    self._workers[stream_id] = (worker, asyncio.create_task(worker.run()))
+                    self._workers[stream_id] = (worker, self._watched(worker.run(), stream_id))
                     log.info("stream_started", stream_id=stream_id)
                 else:
                     running[0].update(runtime)
@@ -195,15 +200,33 @@ class Dispatcher:
         self.stopped.set()
         log.info("dispatcher_stopped")
 
-    async def run_forever(self) -> None:
-        """Run until SIGTERM or SIGINT, then stop gracefully."""
+    def _watched(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A consumer task whose unexpected death is logged and fails the process."""
+        task = asyncio.create_task(work, name=f"tidings-{name}")
+
+        def check(done: asyncio.Task[None]) -> None:
+            if done.cancelled() or done.exception() is None:
+                return
+            log.error("worker_died", worker=name, exc_info=done.exception())
+            self.failed.set()
+
+        task.add_done_callback(check)
+        return task
+
+    async def run_forever(self) -> int:
+        """Run until SIGTERM or SIGINT (exit status 0), or until a consumer task dies (1),
+        then stop gracefully."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        await stop.wait()
+        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self.failed.wait())]
+        _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
         await self.stop()
+        return 1 if self.failed.is_set() else 0
 
 
 async def _healthz(_request: web.Request) -> web.Response:

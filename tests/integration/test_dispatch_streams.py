@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from dispatch_kit import produce_events, register, running_dispatcher, until, webhook_stream
 from dispatcher.registry import RegistryWriter
 from dispatcher.service import Dispatcher
@@ -107,3 +109,19 @@ async def test_two_dispatchers_share_a_streams_partitions(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_dying_consumer_task_fails_the_process(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a stream's consumer task dies of an unexpected error, the dispatcher marks itself
+    failed (run_forever then exits 1 so a supervisor restarts it) instead of idling."""
+    from dispatcher.stream_worker import StreamWorker
+
+    async def broken_run(self: StreamWorker) -> None:
+        raise RuntimeError("simulated consumer crash")
+
+    register(settings, webhook_stream("http://127.0.0.1:9/never"))
+    monkeypatch.setattr(StreamWorker, "run", broken_run)
+    async with running_dispatcher(settings) as dispatcher:
+        await until(dispatcher.failed.is_set)
