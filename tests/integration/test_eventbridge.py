@@ -104,7 +104,7 @@ async def attempts(settings: Settings, count: int) -> dict[str, list[tuple[int, 
     """The first ``count`` delivery-log records: per event id, (attempt, status, error)."""
     records = [
         AttemptRecord.from_record(m.value())
-        for m in await aread_topic(settings, settings.deliveries_topic, count)
+        for m in await aread_topic(settings, settings.deliveries_topic, count, timeout=60)
     ]
     by_event: dict[str, list[tuple[int, str, str | None]]] = {}
     for record in sorted(records, key=lambda r: r.attempt):
