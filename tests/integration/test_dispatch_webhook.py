@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 
+from standardwebhooks import Webhook
+
 from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
 from dispatcher.signing import generate_secret
 from producer.config import Settings
@@ -112,10 +114,7 @@ async def test_signatures_verify_with_every_active_secret(
             key = base64.b64decode(secret.removeprefix("whsec_"))
             expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
             assert signature == f"v1,{expected}"
-        try:
-            from standardwebhooks import Webhook
-        except ImportError:
-            continue
+        # The reference verifier published as `standardwebhooks`, not our own code.
         for secret in (old, new):
             Webhook(secret).verify(request.body, request.headers)
 
