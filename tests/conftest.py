@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from admin.broker import LocalBroker, free_port
+from admin.broker import LocalBroker
 from admin.topics import ensure_all
 from dispatcher.secret_box import generate_key
+from kafka_testkit import running_broker
 from producer.config import Settings, load_settings
 from receiver import Receiver
 
@@ -20,20 +21,8 @@ SESSION_SECRETS_KEY = generate_key()
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """A real single-node KRaft broker on free ports with a fresh data directory."""
-    broker = LocalBroker(
-        port=free_port(),
-        controller_port=free_port(),
-        data_dir=tmp_path_factory.mktemp("kafka"),
-    )
-    try:
-        broker.start()
-    except Exception:
-        print(f"--- broker log ({broker.log_file}) ---\n{broker.tail_log(200)}")
-        broker.stop()
-        raise
-    yield broker
-    broker.stop()
+    """The session's real broker, shared by every test (each uses its own topics)."""
+    yield from running_broker(tmp_path_factory.mktemp("kafka"))
 
 
 @pytest.fixture(scope="session")

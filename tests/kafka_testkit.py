@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from admin.broker import LocalBroker, free_port
 from producer.config import Settings
 
 
@@ -54,3 +57,17 @@ async def aread_topic(
     import asyncio
 
     return await asyncio.to_thread(read_topic, settings, topic, count, timeout)
+
+
+def running_broker(data_dir: Path) -> Iterator[LocalBroker]:
+    """A real single-node KRaft broker on free ports in ``data_dir``, stopped afterwards;
+    its log is printed when it fails to start."""
+    broker = LocalBroker(port=free_port(), controller_port=free_port(), data_dir=data_dir)
+    try:
+        broker.start()
+    except Exception:
+        print(f"--- broker log ({broker.log_file}) ---\n{broker.tail_log(200)}")
+        broker.stop()
+        raise
+    yield broker
+    broker.stop()

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import structlog
 
-from admin.broker import LocalBroker, free_port
+from admin.broker import LocalBroker
+from kafka_testkit import running_broker
 from reliability.restartable_receiver import RestartableReceiver
 
 
@@ -36,16 +37,4 @@ async def receiver() -> AsyncIterator[RestartableReceiver]:
 def dedicated_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A broker of the test's own (free ports, fresh data directory), for tests that stop
     and restart it; the session broker other tests share is never touched."""
-    broker = LocalBroker(
-        port=free_port(),
-        controller_port=free_port(),
-        data_dir=tmp_path_factory.mktemp("dedicated-kafka"),
-    )
-    try:
-        broker.start()
-    except Exception:
-        print(f"--- broker log ({broker.log_file}) ---\n{broker.tail_log(200)}")
-        broker.stop()
-        raise
-    yield broker
-    broker.stop()
+    yield from running_broker(tmp_path_factory.mktemp("dedicated-kafka"))
