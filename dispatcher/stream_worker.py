@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from dispatcher.engine import Engine, StreamRuntime
 from dispatcher.jobs import Job, header_map
@@ -174,10 +174,16 @@ class StreamWorker(CommittingWorker):
         if position == "earliest":
             return OFFSET_BEGINNING
         when: datetime = self.runtime.stream.created_at if position == "now" else position
+        # The end offset is read before the time lookup, and used as an explicit offset: a
+        # lazily resolved OFFSET_END would skip events produced while the consumer starts.
+        # Any record after this end that the time lookup did not find is later than `when`.
+        _low, end = consumer.get_watermark_offsets(
+            TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+        )
         found = consumer.offsets_for_times(
             [TopicPartition(tp.topic, tp.partition, int(when.timestamp() * 1000))], timeout=10
         )[0]
-        return found.offset if found.offset >= 0 else OFFSET_END
+        return found.offset if found.offset >= 0 else end
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions the group never committed start at the stream's start position."""

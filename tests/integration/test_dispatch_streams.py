@@ -125,3 +125,25 @@ async def test_a_dying_consumer_task_fails_the_process(
     monkeypatch.setattr(StreamWorker, "run", broken_run)
     async with running_dispatcher(settings) as dispatcher:
         await until(dispatcher.failed.is_set)
+
+
+async def test_events_produced_while_a_new_stream_starts_are_all_delivered(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """A stream created on a running dispatcher gets every event produced from its creation
+    on, including those produced while its consumer joins the group and finds its start."""
+    import threading
+
+    writer = RegistryWriter(settings)
+    async with running_dispatcher(settings):
+        writer.put(webhook_stream(receiver.url()))
+        ids: list[str] = []
+
+        def trickle() -> None:
+            for _ in range(40):
+                ids.extend(produce_events(settings, 2))
+
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        await asyncio.to_thread(thread.join)
+        await receiver.wait_until(lambda: receiver.delivered_ids() == set(ids), timeout=30)
