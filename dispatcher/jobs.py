@@ -62,7 +62,7 @@ class Job:
             origin_topic=message.topic() or "",
             origin_partition=message.partition() or 0,
             origin_offset=message.offset() or 0,
-            purpose=purpose.decode() if purpose else None,
+            purpose=purpose.decode(errors="replace") if purpose else None,
         )
 
     @classmethod
@@ -100,16 +100,8 @@ class Job:
     def unreadable(cls, message: Message) -> Job:
         """A record whose headers cannot be read: kept whole for the dead-letter topic."""
         headers = header_map(message)
-        return cls(
-            stream_id=headers.get(constants.HEADER_STREAM_ID, b"").decode(errors="replace"),
-            event_id=headers.get(constants.HEADER_EVENT_ID, b"").decode(errors="replace"),
-            event_type=headers.get(constants.HEADER_EVENT_TYPE, b"").decode(errors="replace"),
-            value=message.value() or b"",
-            key=message.key(),
-            origin_topic=message.topic() or "",
-            origin_partition=message.partition() or 0,
-            origin_offset=message.offset() or 0,
-        )
+        stream_id = headers.get(constants.HEADER_STREAM_ID, b"").decode(errors="replace")
+        return replace(cls.from_lifecycle(stream_id, message, headers), purpose=None)
 
     def fresh(self) -> Job:
         """This job as a new first attempt: same event, stream, origin and purpose, no
