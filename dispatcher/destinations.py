@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
-
 from dispatcher.jobs import Job
 from dispatcher.outcome import Outcome
 from dispatcher.ssrf import DestinationPolicy
@@ -40,14 +38,12 @@ class DestinationClient(Protocol):
         ...
 
 
-def build_client(
-    stream: Stream, http: aiohttp.ClientSession, policy: DestinationPolicy
-) -> DestinationClient:
+def build_client(stream: Stream, policy: DestinationPolicy) -> DestinationClient:
     """The client for a stream's destination."""
     if stream.destination.type == "webhook":
         from dispatcher.webhook import WebhookClient
 
-        return WebhookClient(stream, http, policy)
+        return WebhookClient(stream, policy)
     if stream.destination.type == "eventbridge":
         from dispatcher.eventbridge import EventBridgeClient
 

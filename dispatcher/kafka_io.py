@@ -31,7 +31,7 @@ class AsyncProducer:
         base = {
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            "linger.ms": 5,
             "compression.type": "lz4",
         }
         base.update(config)

@@ -13,7 +13,6 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
-import aiohttp
 import structlog
 from aiohttp import web
 from confluent_kafka import TopicPartition
@@ -24,7 +23,7 @@ from dispatcher.kafka_io import AsyncProducer
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.registry import RegistryView, RegistryWriter
 from dispatcher.retry_tiers import TierWorker
-from dispatcher.ssrf import DestinationPolicy, GuardedResolver
+from dispatcher.ssrf import DestinationPolicy
 from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
 from producer.config import Settings
@@ -55,7 +54,6 @@ class Dispatcher:
         self._workers: dict[str, tuple[StreamWorker, asyncio.Task[None]]] = {}
         self._tiers: list[tuple[TierWorker, asyncio.Task[None]]] = []
         self._registry_task: asyncio.Task[None] | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._reconcile_lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
         self.stopped = asyncio.Event()
@@ -65,17 +63,6 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Replay the registry, start stream consumers and tier consumers."""
-        self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=0,
-                limit_per_host=1000,
-                ttl_dns_cache=60,
-                resolver=GuardedResolver(self.policy),
-            ),
-            auto_decompress=False,
-            # Receivers' cookies are no state a webhook sender keeps (nor sends to others).
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
         self._registry_task = self._watched(self.registry.run(self._reconcile), "registry")
         await self.registry.caught_up.wait()
         await self._reconcile(set(self.registry.streams))
@@ -136,11 +123,10 @@ class Dispatcher:
                     log.info("stream_reconfigured", stream_id=stream_id)
 
     def _runtime(self, stream: Stream) -> StreamRuntime:
-        assert self._http is not None
         previous = self.runtimes.get(stream.id)
         runtime = StreamRuntime(
             stream=stream,
-            client=build_client(stream, self._http, self.policy),
+            client=build_client(stream, self.policy),
             slots=asyncio.Semaphore(stream.delivery.max_in_flight),
             schedule=self.engine.schedule_for(stream),
         )
@@ -194,8 +180,6 @@ class Dispatcher:
             self._gauges_task.cancel()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
-        if self._http is not None:
-            await self._http.close()
         await asyncio.to_thread(self._producer.close, 10)
         self.stopped.set()
         log.info("dispatcher_stopped")

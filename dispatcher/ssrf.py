@@ -3,8 +3,9 @@
 An endpoint may not reach private, loopback, link-local (which includes the cloud metadata
 address 169.254.169.254), unique-local or other non-public addresses, and must use https,
 unless the allowlist (``TIDINGS_DESTINATION_ALLOWLIST``: hosts or CIDRs) permits it. The
-check runs when a stream is created and again on every new connection, on the addresses
-actually connected to, because DNS can change between the two.
+check runs when a stream is created and again whenever the dispatcher resolves the host for
+delivery; connections then go only to the addresses that passed (the webhook client pins
+them), because DNS can change between the check and the connection.
 """
 
 from __future__ import annotations
@@ -13,19 +14,14 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class DestinationRefusedError(OSError):
-    """The endpoint is not allowed: the message says why. An OSError so that aiohttp
-    reports it as a connection failure carrying this cause."""
+    """The endpoint is not allowed: the message says why."""
 
 
 def forbidden_address(address: IPAddress) -> bool:
@@ -93,42 +89,18 @@ class DestinationPolicy:
         except ValueError:
             pass
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
+            await self.checked_addresses(host)
+        except socket.gaierror as exc:
             raise DestinationRefusedError(f"{host} does not resolve: {exc}") from exc
+
+    async def checked_addresses(self, host: str) -> list[str]:
+        """Resolve a host name and return its addresses, refusing the host if any of them
+        is forbidden. Raises :class:`socket.gaierror` when the name does not resolve."""
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        addresses: list[str] = []
         for info in infos:
-            self.check_address(host, ipaddress.ip_address(info[4][0]))
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that refuses hosts resolving to addresses the policy forbids; used
-    for every new connection, so a DNS change after creation is caught too."""
-
-    def __init__(self, policy: DestinationPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        self._inner = inner or DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Resolve, then check every address."""
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            self._policy.check_address(host, ipaddress.ip_address(result["host"]))
-        return results
-
-    async def close(self) -> None:
-        """Close the wrapped resolver."""
-        await self._inner.close()
-
-
-def refusal_of(exc: BaseException) -> DestinationRefusedError | None:
-    """The policy refusal behind an aiohttp connection error, if that is what it was."""
-    seen: Any = exc
-    while seen is not None:
-        if isinstance(seen, DestinationRefusedError):
-            return seen
-        seen = getattr(seen, "os_error", None) or seen.__cause__
-    return None
+            address = str(info[4][0])
+            self.check_address(host, ipaddress.ip_address(address))
+            if address not in addresses:
+                addresses.append(address)
+        return addresses

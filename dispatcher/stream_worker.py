@@ -67,6 +67,9 @@ class CommittingWorker:
                 "message.max.bytes": fetch_bytes,  # librdkafka: must not exceed fetch.max.bytes
                 "receive.message.max.bytes": fetch_bytes + 64 * 1024,
                 "fetch.wait.max.ms": 100,
+                # librdkafka postpones the next fetch by this long once the small queue
+                # above is full (default 1 s): at thousands of events/s that idles the stream.
+                "fetch.queue.backoff.ms": 5,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
             }

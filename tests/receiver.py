@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 
 @dataclass
@@ -17,7 +18,8 @@ class Received:
     """One request the receiver got."""
 
     path: str
-    headers: dict[str, str]
+    #: Case-insensitive, as HTTP header names are.
+    headers: CIMultiDict[str]
     body: bytes
     status: int
     at: float = field(default_factory=time.monotonic)
@@ -73,7 +75,7 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        received = Received(request.path.lstrip("/"), dict(request.headers), body, 0)
+        received = Received(request.path.lstrip("/"), CIMultiDict(request.headers), body, 0)
         try:
             key = received.event_id
         except (ValueError, KeyError):

@@ -1,0 +1,128 @@
+"""The webhook client against a real HTTP receiver on 127.0.0.1: connections go only to the
+addresses the outbound policy checked, and closing waits for attempts in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import timedelta
+
+import pytest
+
+from dispatch_kit import webhook_stream
+from dispatcher import webhook
+from dispatcher.destinations import Delivery
+from dispatcher.jobs import Job
+from dispatcher.outcome import OutcomeKind
+from dispatcher.ssrf import DestinationPolicy, DestinationRefusedError
+from receiver import Receiver
+
+#: A name no DNS server resolves (RFC 2606): only the pinned address can reach the receiver.
+UNRESOLVABLE = "receiver.tidings.invalid"
+
+
+class ScriptedDns(DestinationPolicy):
+    """A policy whose name lookups return scripted answers (addresses, or an error to raise)."""
+
+    def __init__(self, answers: list[list[str] | Exception]) -> None:
+        super().__init__([UNRESOLVABLE])
+        self.answers = answers
+        self.lookups = 0
+
+    async def checked_addresses(self, host: str) -> list[str]:
+        answer = self.answers[min(self.lookups, len(self.answers) - 1)]
+        self.lookups += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def delivery(body: bytes = b'{"id":"evt_1"}') -> Delivery:
+    job = Job(stream_id="est_1", event_id="evt_1", event_type="user.created", value=b"", key=None)
+    return Delivery(job, body)
+
+
+async def test_a_named_host_is_reached_only_at_its_checked_address(receiver: Receiver) -> None:
+    """The client connects to the address the policy returned for the name, although no DNS
+    server knows the name: the policy's answer is the only route."""
+    policy = ScriptedDns([["127.0.0.1"]])
+    client = webhook.WebhookClient(
+        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"), policy
+    )
+    try:
+        outcomes = await client.deliver([delivery()])
+        assert [o.kind for o in outcomes] == [OutcomeKind.SUCCESS]
+        assert [r.path for r in receiver.requests] == ["named"]
+        assert receiver.requests[0].headers["Host"] == f"{UNRESOLVABLE}:{receiver.port}"
+        assert policy.lookups == 1, "the checked resolution is reused within its TTL"
+    finally:
+        await client.close()
+
+
+async def test_a_refused_re_resolution_stops_deliveries(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the TTL has passed the name is checked again; when it now points somewhere
+    forbidden the attempt is refused (permanent) and nothing is sent."""
+    monkeypatch.setattr(webhook, "RESOLVE_TTL", 0.0)
+    refusal = DestinationRefusedError("resolves to 10.0.0.1, a private address")
+    policy = ScriptedDns([["127.0.0.1"], refusal])
+    client = webhook.WebhookClient(
+        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"), policy
+    )
+    try:
+        first, second = [(await client.deliver([delivery()]))[0] for _ in range(2)]
+    finally:
+        await client.close()
+    assert first.kind is OutcomeKind.SUCCESS
+    assert second.kind is OutcomeKind.PERMANENT
+    assert second.error is not None
+    assert "destination refused" in second.error
+    assert len(receiver.requests) == 1
+
+
+async def test_an_unresolvable_name_is_retryable(receiver: Receiver) -> None:
+    """A DNS failure is a retryable outcome naming the host, not a refusal."""
+    policy = ScriptedDns([socket.gaierror(socket.EAI_NONAME, "Name or service not known")])
+    client = webhook.WebhookClient(webhook_stream(f"http://{UNRESOLVABLE}/x"), policy)
+    try:
+        (outcome,) = await client.deliver([delivery()])
+    finally:
+        await client.close()
+    assert outcome.kind is OutcomeKind.RETRYABLE
+    assert outcome.error is not None
+    assert f"cannot resolve {UNRESOLVABLE}" in outcome.error
+
+
+async def test_a_slow_answer_past_the_timeout_is_a_retryable_timeout(receiver: Receiver) -> None:
+    """An answer later than the stream's timeout is a timeout, and it is not waited for."""
+    receiver.delay = 2.0
+    client = webhook.WebhookClient(
+        webhook_stream(receiver.url(), delivery={"timeout": "200ms"}),
+        DestinationPolicy(["127.0.0.1"]),
+    )
+    try:
+        started = asyncio.get_running_loop().time()
+        (outcome,) = await client.deliver([delivery()])
+        elapsed = asyncio.get_running_loop().time() - started
+    finally:
+        await client.close()
+    assert outcome.kind is OutcomeKind.RETRYABLE
+    assert outcome.error == "timeout after 0.2s"
+    assert elapsed < 1.5
+
+
+async def test_close_lets_attempts_in_flight_finish(receiver: Receiver) -> None:
+    """Closing a client (a stream reconfigured or stopped) waits for its attempts in flight
+    instead of failing them."""
+    receiver.delay = 0.3
+    client = webhook.WebhookClient(
+        webhook_stream(receiver.url(), delivery={"timeout": timedelta(seconds=5)}),
+        DestinationPolicy(["127.0.0.1"]),
+    )
+    attempt = asyncio.create_task(client.deliver([delivery()]))
+    await asyncio.sleep(0)  # the attempt starts before close is asked for
+    await client.close()
+    (outcome,) = await attempt
+    assert outcome.kind is OutcomeKind.SUCCESS
+    assert len(receiver.delivered()) == 1
