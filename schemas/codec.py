@@ -21,10 +21,8 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from schemas.catalog import SchemaCatalog, SchemaVersion, load_catalog, schema_fingerprint
@@ -42,6 +40,9 @@ from schemas.errors import (
     UnknownSchemaError,
 )
 from schemas.models import LifecycleEvent, parse_event
+
+if TYPE_CHECKING:  # imported when a registry is used: the client pulls in ~25 MB of modules
+    from confluent_kafka.schema_registry import SchemaRegistryClient
 
 _SINGLE_OBJECT_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
 _CONFLUENT_HEADER = len(CONFLUENT_MAGIC) + 4
@@ -84,6 +85,8 @@ class AvroCodec:
         catalog: SchemaCatalog | None = None,
     ) -> None:
         if isinstance(registry, str):
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
             registry = SchemaRegistryClient.new_client({"url": registry})
         self._registry: SchemaRegistryClient | None = registry
         self._topic = topic
@@ -197,6 +200,8 @@ class AvroCodec:
     def _fetch_reader(self, schema_id: int) -> _Reader:
         if self._registry is None:
             raise UnknownSchemaError(f"schema id {schema_id} but no schema registry configured")
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
         try:
             registered = self._registry.get_schema(schema_id)
         except SchemaRegistryError as exc:
@@ -225,6 +230,8 @@ class AvroCodec:
         schema_id = self._schema_ids.get(key)
         if schema_id is None:
             assert self._registry is not None
+            from confluent_kafka.schema_registry import Schema
+
             schema_id = self._registry.register_schema(
                 self.subject(version), Schema(version.schema_json, "AVRO")
             )
