@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.jobs import Job
 from dispatcher.outcome import Outcome
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.streams import Stream
+
+if TYPE_CHECKING:
+    from dispatcher.webhook import HttpClients
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +41,12 @@ class DestinationClient(Protocol):
         ...
 
 
-def build_client(stream: Stream, policy: DestinationPolicy) -> DestinationClient:
-    """The client for a stream's destination."""
+def build_client(stream: Stream, policy: DestinationPolicy, http: HttpClients) -> DestinationClient:
+    """The client for a stream's destination (webhooks share ``http``'s pooled clients)."""
     if stream.destination.type == "webhook":
         from dispatcher.webhook import WebhookClient
 
-        return WebhookClient(stream, policy)
+        return WebhookClient(stream, policy, http)
     if stream.destination.type == "eventbridge":
         from dispatcher.eventbridge import EventBridgeClient
 

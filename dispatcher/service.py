@@ -26,6 +26,7 @@ from dispatcher.retry_tiers import TierWorker
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
+from dispatcher.webhook import HttpClients
 from producer.config import Settings
 from producer.producer import codec_for
 
@@ -45,6 +46,8 @@ class Dispatcher:
         )
         self.metrics = DispatcherMetrics()
         self.policy = DestinationPolicy(settings.destination_allowlist)
+        #: Webhook HTTP clients, one per destination origin, shared by its streams.
+        self.http = HttpClients()
         self.engine = Engine(
             settings, self._producer, codec_for(settings), self._disable, self.metrics
         )
@@ -126,7 +129,7 @@ class Dispatcher:
         previous = self.runtimes.get(stream.id)
         runtime = StreamRuntime(
             stream=stream,
-            client=build_client(stream, self.policy),
+            client=build_client(stream, self.policy, self.http),
             slots=asyncio.Semaphore(stream.delivery.max_in_flight),
             schedule=self.engine.schedule_for(stream),
         )

@@ -59,11 +59,11 @@ class CommittingWorker:
                 # 1 MB per partition) assume one consumer per process. A backlogged consumer
                 # holds a few MB instead of ~25 MB, and a fetch is still hundreds of events
                 # (a record larger than the partition limit is returned whole, KIP-74).
-                "queued.max.messages.kbytes": 1024,
-                "queued.min.messages": 2000,
+                "queued.max.messages.kbytes": 256,
+                "queued.min.messages": 500,
                 # A fetch response must still fit the largest event the producer accepts.
                 "fetch.max.bytes": fetch_bytes,
-                "max.partition.fetch.bytes": 128 * 1024,
+                "max.partition.fetch.bytes": 32 * 1024,
                 "message.max.bytes": fetch_bytes,  # librdkafka: must not exceed fetch.max.bytes
                 "receive.message.max.bytes": fetch_bytes + 64 * 1024,
                 "fetch.wait.max.ms": 100,

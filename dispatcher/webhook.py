@@ -1,10 +1,11 @@
 """The webhook destination: POST the CloudEvents JSON with the stream's authorization and
 Standard Webhooks signature headers.
 
-Each stream has its own pooled keep-alive HTTP client (pyreqwest: Rust's reqwest/hyper, whose
-connection handling runs off the event loop and costs about a third of aiohttp's client CPU
-per request; see pyproject.toml). Redirects are not followed, proxies from the environment
-are ignored, and a response body is read only up to :data:`MAX_RESPONSE_BYTES`.
+Streams delivering to the same origin share a pooled keep-alive HTTP client (pyreqwest: Rust's
+reqwest/hyper, whose connection handling runs off the event loop and costs about a third of
+aiohttp's client CPU per request; see pyproject.toml). Redirects are not followed, proxies
+from the environment are ignored, and a response body is read only up to
+:data:`MAX_RESPONSE_BYTES`.
 
 The outbound policy (:mod:`dispatcher.ssrf`) is enforced on the addresses actually connected
 to: a named host is resolved here, every address is checked, and the client is pinned to a
@@ -47,6 +48,9 @@ USER_AGENT = "Tidings-Webhooks/0.1"
 RESOLVE_TTL = 60.0
 #: An idle keep-alive connection is closed after this long.
 POOL_IDLE = timedelta(seconds=30)
+#: Connecting may take this long at most (and never longer than the stream's timeout, which
+#: bounds the whole attempt).
+CONNECT_TIMEOUT = timedelta(seconds=10)
 
 
 def authorization_headers(config: WebhookConfiguration) -> dict[str, str]:
@@ -77,16 +81,74 @@ def _error_text(exc: PyreqwestError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: Where a pooled client connects: scheme, host, port, and the pinned address (None for an
+#: IP literal, which needs no resolution).
+Origin = tuple[str, str, int, str | None]
+
+
+class HttpClients:
+    """Keep-alive HTTP clients shared by the streams that deliver to the same origin.
+
+    One client per origin caps the connections to it at :data:`MAX_PER_ORIGIN` however many
+    streams point there (a hundred streams of 64 in flight would otherwise open 6,400), and
+    its pool is reused across them. Reference counted: the last stream to let go closes it.
+    """
+
+    def __init__(self, max_per_origin: int = 1000) -> None:
+        self._max = max_per_origin
+        self._clients: dict[Origin, tuple[Client, int]] = {}
+
+    def acquire(self, origin: Origin) -> Client:
+        """The origin's client (built on first use); pair with :meth:`release`."""
+        entry = self._clients.get(origin)
+        if entry is None:
+            entry = (self._build(origin), 0)
+        self._clients[origin] = (entry[0], entry[1] + 1)
+        return entry[0]
+
+    async def release(self, origin: Origin) -> None:
+        """Give back one reference; the last one closes the client."""
+        client, refs = self._clients[origin]
+        if refs > 1:
+            self._clients[origin] = (client, refs - 1)
+            return
+        del self._clients[origin]
+        await client.close()
+
+    def _build(self, origin: Origin) -> Client:
+        _scheme, host, _port, pinned = origin
+        builder = (
+            ClientBuilder()
+            .follow_redirects(False)
+            .no_proxy()
+            .user_agent(USER_AGENT)
+            .max_connections(self._max)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE)
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
+        )
+        if pinned is not None:
+            builder = builder.resolve(host, pinned, 0)
+        return builder.build()
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+
 class WebhookClient:
     """Delivers to one stream's webhook endpoint."""
 
     max_batch = 1
 
-    def __init__(self, stream: Stream, policy: DestinationPolicy) -> None:
+    def __init__(self, stream: Stream, policy: DestinationPolicy, clients: HttpClients) -> None:
         config = stream.destination.configuration
         assert isinstance(config, WebhookConfiguration)
         self._url = config.webhook_endpoint
         self._policy = policy
+        self._clients = clients
         self._refused: str | None = None
         try:
             policy.check_url(self._url)
@@ -96,66 +158,59 @@ class WebhookClient:
         self._timeout = stream.delivery.timeout
         self._permanent_4xx = stream.delivery.permanent_4xx
         self._headers = {"Content-Type": "application/json", **authorization_headers(config)}
-        host = urlsplit(self._url).hostname or ""
+        parts = urlsplit(self._url)
+        host = parts.hostname or ""
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # refused by check_url in any case
+            port = 0
+        self._origin_base = (parts.scheme, host, port)
         try:
             ipaddress.ip_address(host)
             self._host: str | None = None  # an IP literal: check_url has checked it
         except ValueError:
             self._host = host
+        self._origin: Origin | None = None
         self._client: Client | None = None
-        self._pinned: str | None = None
         self._resolved_at = -RESOLVE_TTL
         self._resolving = asyncio.Lock()
-        self._retired: list[Client] = []
+        self._retired: list[Origin] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _build(self, pinned: str | None) -> Client:
-        builder = (
-            ClientBuilder()
-            .follow_redirects(False)
-            .no_proxy()
-            .user_agent(USER_AGENT)
-            .timeout(self._timeout)
-            .connect_timeout(min(self._timeout, timedelta(seconds=10)))
-            .pool_idle_timeout(POOL_IDLE)
-            .gzip(False)
-            .brotli(False)
-            .zstd(False)
-            .deflate(False)
+    def _fresh(self) -> bool:
+        return self._client is not None and (
+            self._host is None or time.monotonic() - self._resolved_at < RESOLVE_TTL
         )
-        if pinned is not None and self._host is not None:
-            builder = builder.resolve(self._host, pinned, 0)
-        return builder.build()
 
     async def _current(self) -> Client:
-        """The client, pinned to a checked address of the host when the URL names one.
-        Raises DestinationRefusedError or socket.gaierror."""
-        client = self._client
-        if client is not None and (
-            self._host is None or time.monotonic() - self._resolved_at < RESOLVE_TTL
-        ):
-            return client
+        """The client for the endpoint, pinned to a checked address of the host when the
+        URL names one. Raises DestinationRefusedError or socket.gaierror."""
+        if self._fresh():
+            assert self._client is not None
+            return self._client
         async with self._resolving:
-            if self._client is not None and (
-                self._host is None or time.monotonic() - self._resolved_at < RESOLVE_TTL
-            ):
+            if self._fresh():
+                assert self._client is not None
                 return self._client
             pinned: str | None = None
             if self._host is not None:
                 addresses = await self._policy.checked_addresses(self._host)
                 self._resolved_at = time.monotonic()
-                pinned = self._pinned if self._pinned in addresses else addresses[0]
-            if self._client is None or pinned != self._pinned:
-                if self._client is not None:
+                current = self._origin[3] if self._origin is not None else None
+                pinned = current if current in addresses else addresses[0]
+            origin: Origin = (*self._origin_base, pinned)
+            if origin != self._origin:
+                if self._origin is not None:
                     # Requests last at most 60 s (the timeout's bound) and pins change at
                     # most every RESOLVE_TTL: clients retired earlier are idle by now.
                     for old in self._retired:
-                        await old.close()
-                    self._retired = [self._client]  # in-flight requests keep using it
-                self._client = self._build(pinned)
-                self._pinned = pinned
+                        await self._clients.release(old)
+                    self._retired = [self._origin]  # in-flight requests keep using it
+                self._client = self._clients.acquire(origin)
+                self._origin = origin
+            assert self._client is not None
             return self._client
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[Outcome]:
@@ -185,7 +240,9 @@ class WebhookClient:
             return classify(None, error=f"cannot resolve {self._host}: {exc}")
         headers = dict(self._headers)
         headers.update(signature_headers(self._secrets, delivery.job.event_id, delivery.body))
-        request = client.post(self._url).headers(headers).body_bytes(delivery.body)
+        request = (
+            client.post(self._url).headers(headers).body_bytes(delivery.body).timeout(self._timeout)
+        )
         try:
             async with request.build_streamed() as response:
                 # Read a bounded prefix so a huge or endless body cannot hold the slot.
@@ -206,8 +263,8 @@ class WebhookClient:
         connection pools. Safe to call twice."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self._timeout.total_seconds())
-        clients = [*self._retired, *([self._client] if self._client is not None else [])]
-        self._client = None
+        origins = [*self._retired, *([self._origin] if self._origin is not None else [])]
+        self._client, self._origin = None, None
         self._retired.clear()
-        for client in clients:
-            await client.close()
+        for origin in origins:
+            await self._clients.release(origin)

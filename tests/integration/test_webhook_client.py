@@ -47,7 +47,9 @@ async def test_a_named_host_is_reached_only_at_its_checked_address(receiver: Rec
     server knows the name: the policy's answer is the only route."""
     policy = ScriptedDns([["127.0.0.1"]])
     client = webhook.WebhookClient(
-        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"), policy
+        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"),
+        policy,
+        webhook.HttpClients(),
     )
     try:
         outcomes = await client.deliver([delivery()])
@@ -68,7 +70,9 @@ async def test_a_refused_re_resolution_stops_deliveries(
     refusal = DestinationRefusedError("resolves to 10.0.0.1, a private address")
     policy = ScriptedDns([["127.0.0.1"], refusal])
     client = webhook.WebhookClient(
-        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"), policy
+        webhook_stream(f"http://{UNRESOLVABLE}:{receiver.port}/named"),
+        policy,
+        webhook.HttpClients(),
     )
     try:
         first, second = [(await client.deliver([delivery()]))[0] for _ in range(2)]
@@ -84,7 +88,9 @@ async def test_a_refused_re_resolution_stops_deliveries(
 async def test_an_unresolvable_name_is_retryable(receiver: Receiver) -> None:
     """A DNS failure is a retryable outcome naming the host, not a refusal."""
     policy = ScriptedDns([socket.gaierror(socket.EAI_NONAME, "Name or service not known")])
-    client = webhook.WebhookClient(webhook_stream(f"http://{UNRESOLVABLE}/x"), policy)
+    client = webhook.WebhookClient(
+        webhook_stream(f"http://{UNRESOLVABLE}/x"), policy, webhook.HttpClients()
+    )
     try:
         (outcome,) = await client.deliver([delivery()])
     finally:
@@ -100,6 +106,7 @@ async def test_a_slow_answer_past_the_timeout_is_a_retryable_timeout(receiver: R
     client = webhook.WebhookClient(
         webhook_stream(receiver.url(), delivery={"timeout": "200ms"}),
         DestinationPolicy(["127.0.0.1"]),
+        webhook.HttpClients(),
     )
     try:
         started = asyncio.get_running_loop().time()
@@ -119,6 +126,7 @@ async def test_close_lets_attempts_in_flight_finish(receiver: Receiver) -> None:
     client = webhook.WebhookClient(
         webhook_stream(receiver.url(), delivery={"timeout": timedelta(seconds=5)}),
         DestinationPolicy(["127.0.0.1"]),
+        webhook.HttpClients(),
     )
     attempt = asyncio.create_task(client.deliver([delivery()]))
     await asyncio.sleep(0)  # the attempt starts before close is asked for
@@ -126,3 +134,41 @@ async def test_close_lets_attempts_in_flight_finish(receiver: Receiver) -> None:
     (outcome,) = await attempt
     assert outcome.kind is OutcomeKind.SUCCESS
     assert len(receiver.delivered()) == 1
+
+
+async def test_streams_to_one_origin_share_a_client_that_the_last_one_closes(
+    receiver: Receiver,
+) -> None:
+    """Two streams to the same receiver use one pooled client; it stays open while either
+    stream still uses it."""
+    clients = webhook.HttpClients()
+    policy = DestinationPolicy(["127.0.0.1"])
+    first = webhook.WebhookClient(webhook_stream(receiver.url("a")), policy, clients)
+    second = webhook.WebhookClient(webhook_stream(receiver.url("b")), policy, clients)
+    assert [o.kind for o in await first.deliver([delivery()])] == [OutcomeKind.SUCCESS]
+    assert [o.kind for o in await second.deliver([delivery()])] == [OutcomeKind.SUCCESS]
+    assert len(clients) == 1
+    await first.close()
+    assert len(clients) == 1
+    assert [o.kind for o in await second.deliver([delivery()])] == [OutcomeKind.SUCCESS]
+    await second.close()
+    assert len(clients) == 0
+
+
+async def test_requests_to_one_origin_are_capped(receiver: Receiver) -> None:
+    """At most ``max_per_origin`` requests to an origin are in flight at once: six answers
+    of 0.3 s through a cap of two take at least three rounds."""
+    receiver.delay = 0.3
+    client = webhook.WebhookClient(
+        webhook_stream(receiver.url()),
+        DestinationPolicy(["127.0.0.1"]),
+        webhook.HttpClients(max_per_origin=2),
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        outcomes = await client.deliver([delivery(b'{"id":"evt_%d"}' % i) for i in range(6)])
+    finally:
+        await client.close()
+    assert [o.kind for o in outcomes] == [OutcomeKind.SUCCESS] * 6
+    assert loop.time() - started >= 0.9
