@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from dispatcher.delivery_log import AttemptStatus, attempt_record
+from dispatcher.delivery_log import AttemptStatus, DeliveryLog, attempt_record
 from dispatcher.destinations import Delivery, DestinationClient
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
@@ -64,6 +64,9 @@ class Engine:
         self._producer = producer
         self._renders = RenderCache(codec)
         self._disable = disable
+        self.delivery_log = DeliveryLog(
+            lambda key, value: producer.produce_nowait(settings.deliveries_topic, value, key)
+        )
 
     def schedule_for(self, stream: Stream) -> list[timedelta]:
         """The stream's retry tiers: its override, else the global schedule."""
@@ -204,7 +207,4 @@ class Engine:
             origin_partition=job.origin_partition if job.origin_partition >= 0 else None,
             origin_offset=job.origin_offset if job.origin_offset >= 0 else None,
         )
-        # The log is history, not the source of truth: it is not awaited.
-        self._producer.produce_nowait(
-            self._settings.deliveries_topic, record, job.stream_id.encode()
-        )
+        self.delivery_log.add(job.stream_id, record)

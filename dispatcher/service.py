@@ -183,6 +183,7 @@ class Dispatcher:
             self._gauges_task.cancel()
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
+        self.engine.delivery_log.flush()
         await asyncio.to_thread(self._producer.close, 10)
         self.stopped.set()
         log.info("dispatcher_stopped")

@@ -21,8 +21,11 @@ def to_utc_millis(value: datetime) -> datetime:
 
 def format_rfc3339_millis(value: datetime) -> str:
     """Render an aware datetime as RFC 3339 in UTC with milliseconds, e.g. ``...12:00:00.123Z``."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is C and ~10x cheaper than strftime; this runs for every timestamp of every
+    # delivered event. In UTC it always ends in "+00:00".
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def utc_now() -> datetime:

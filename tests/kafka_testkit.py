@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -13,9 +13,16 @@ from admin.broker import LocalBroker, free_port
 from producer.config import Settings
 
 
-def read_topic(settings: Settings, topic: str, count: int, timeout: float = 30.0) -> list[Message]:
+def read_topic(
+    settings: Settings,
+    topic: str,
+    count: int,
+    timeout: float = 30.0,
+    units: Callable[[Message], int] = lambda _m: 1,
+) -> list[Message]:
     """Read ``count`` records of ``topic`` from the beginning of every partition, waiting up
-    to ``timeout`` seconds for them to arrive; fail with what arrived if they do not."""
+    to ``timeout`` seconds for them to arrive; fail with what arrived if they do not.
+    ``units`` counts what a record holds when that is not one (delivery-log batches)."""
     consumer = Consumer(
         settings.kafka_config(
             **{"group.id": f"test-reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
@@ -25,12 +32,14 @@ def read_topic(settings: Settings, topic: str, count: int, timeout: float = 30.0
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         messages: list[Message] = []
+        arrived = 0
         deadline = time.monotonic() + timeout
-        while len(messages) < count and time.monotonic() < deadline:
+        while arrived < count and time.monotonic() < deadline:
             for message in consumer.consume(500, 0.2):
                 if message.error() is None:
                     messages.append(message)
-        assert len(messages) >= count, f"{len(messages)} of {count} records arrived in {topic}"
+                    arrived += units(message)
+        assert arrived >= count, f"{arrived} of {count} records arrived in {topic}"
         return messages
     finally:
         consumer.close()
@@ -51,12 +60,21 @@ def topic_size(settings: Settings, topic: str) -> int:
 
 
 async def aread_topic(
-    settings: Settings, topic: str, count: int, timeout: float = 30.0
+    settings: Settings,
+    topic: str,
+    count: int,
+    timeout: float = 30.0,
+    units: Callable[[Message], int] = lambda _m: 1,
 ) -> list[Message]:
     """:func:`read_topic` on a thread, so an in-process dispatcher keeps running meanwhile."""
     import asyncio
 
-    return await asyncio.to_thread(read_topic, settings, topic, count, timeout)
+    return await asyncio.to_thread(read_topic, settings, topic, count, timeout, units)
+
+
+def attempts_in(message: Message) -> int:
+    """How many attempts a delivery-log record holds (one per line)."""
+    return len([line for line in (message.value() or b"").split(b"\n") if line])
 
 
 def running_broker(data_dir: Path) -> Iterator[LocalBroker]:

@@ -137,10 +137,13 @@ class AdminView:
         if topic == self.settings.streams_topic:
             self.table.observe((message.key() or b"").decode(errors="replace"), message.value())
         elif topic == self.settings.deliveries_topic:
-            try:
-                self.history.add_attempt(AttemptRecord.from_record(message.value() or b""))
-            except ValidationError:
-                log.warning("delivery_record_invalid", offset=message.offset())
+            for line in (message.value() or b"").split(b"\n"):
+                if not line:
+                    continue
+                try:
+                    self.history.add_attempt(AttemptRecord.from_record(line))
+                except ValidationError:
+                    log.warning("delivery_record_invalid", offset=message.offset())
         else:
             self._apply_dead_letter(message)
 

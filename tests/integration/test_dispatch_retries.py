@@ -18,7 +18,7 @@ from dispatch_kit import (
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.service import Dispatcher
 from dispatcher.streams import Stream
-from kafka_testkit import aread_topic, read_topic
+from kafka_testkit import aread_topic, attempts_in, read_topic
 from producer.config import Settings
 from receiver import Receiver
 from schemas import constants
@@ -48,8 +48,9 @@ async def test_failing_endpoint_climbs_the_tiers_then_succeeds(
         assert attempts[1].at - attempts[0].at >= 0.95, "never earlier than the 1s tier"
         assert attempts[2].at - attempts[1].at >= 1.95, "never earlier than the 2s tier"
     records = [
-        AttemptRecord.from_record(m.value())
-        for m in read_topic(settings, settings.deliveries_topic, 9)
+        attempt
+        for m in read_topic(settings, settings.deliveries_topic, 9, units=attempts_in)
+        for attempt in AttemptRecord.all_from_record(m.value())
     ]
     for event_id in ids:
         mine = sorted((r for r in records if r.event_id == event_id), key=lambda r: r.attempt)

@@ -22,7 +22,7 @@ from admin.broker import free_port
 from dispatch_kit import headers_of, register, running_dispatcher
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.eventbridge import MAX_ENTRIES, EventBridgeClient
-from kafka_testkit import aread_topic
+from kafka_testkit import aread_topic, attempts_in
 from moto_server import AWS_ENV, SECRET_ACCESS_KEY, Aws, MotoServer, eventbridge_stream
 from producer.config import Settings
 from producer.producer import EventProducer
@@ -103,8 +103,11 @@ def one_of_each(settings: Settings, rounds: int = 1) -> list[LifecycleEvent]:
 async def attempts(settings: Settings, count: int) -> dict[str, list[tuple[int, str, str | None]]]:
     """The first ``count`` delivery-log records: per event id, (attempt, status, error)."""
     records = [
-        AttemptRecord.from_record(m.value())
-        for m in await aread_topic(settings, settings.deliveries_topic, count, timeout=60)
+        attempt
+        for m in await aread_topic(
+            settings, settings.deliveries_topic, count, timeout=60, units=attempts_in
+        )
+        for attempt in AttemptRecord.all_from_record(m.value())
     ]
     by_event: dict[str, list[tuple[int, str, str | None]]] = {}
     for record in sorted(records, key=lambda r: r.attempt):
