@@ -259,6 +259,14 @@ async def test_history_filters_and_pages(
     assert (status, body) == (202, {"event_id": victim})
     await receiver.wait_until(lambda: [r.event_id for r in receiver.requests].count(victim) == 2)
 
+    async def redelivery_dead_lettered() -> bool:
+        # The attempt is logged once its new dead letter is acknowledged: only then may the
+        # truncation below be sure to expire it.
+        detail = await api.ok("GET", f"/v1/event-streams/{sid}/deliveries/{victim}")
+        return len(detail["attempts"]) == 2
+
+    await eventually(redelivery_dead_lettered)
+
     # Expire every record that could serve a redelivery: the DLQ and the lifecycle topic.
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     await asyncio.to_thread(_truncate, admin, settings, settings.dlq_topic)
