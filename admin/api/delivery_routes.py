@@ -64,7 +64,9 @@ def _summary(event: EventHistory) -> DeliverySummary:
         attempts=len(event.attempts),
         first_attempt_at=event.first_at,
         last_attempt_at=event.last_at,
-        last_http_status=latest.http_status if latest else None,
+        last_http_status=latest.http_status
+        if latest
+        else (event.dead_letter and event.dead_letter.http_status),
         last_error=latest.error if latest else (event.dead_letter and event.dead_letter.reason),
         next_attempt_at=latest.next_attempt_at if latest and latest.status == "retrying" else None,
         purpose=event.purpose,

@@ -28,6 +28,9 @@ class DeadLetter:
     at: datetime
     reason: str | None
     where: Coordinates
+    #: The last attempt's HTTP status, as the dead letter's headers carry it: the summary's
+    #: until the attempt itself arrives from the delivery log (or after it expired there).
+    http_status: int | None = None
 
 
 @dataclass(slots=True)

@@ -163,9 +163,11 @@ class AdminView:
             stamp / 1000, UTC
         )
         reason = headers.get(constants.HEADER_DLQ_REASON)
+        status = headers.get(constants.HEADER_LAST_HTTP_STATUS, b"")
         letter = DeadLetter(
             at=at,
             reason=reason.decode(errors="replace") if reason else None,
+            http_status=int(status) if status.isdigit() else None,
             where=Coordinates(
                 message.topic() or "", message.partition() or 0, message.offset() or 0
             ),
