@@ -329,8 +329,10 @@ async def test_failed_deliveries_are_listed_shown_redelivered_and_counted(
     await until(lambda: sid in dispatcher.registry.streams)
     ids = await asyncio.to_thread(produce_events, settings, 3)
 
+    # Each dead letter is acknowledged before its attempt is logged: wait for both.
     failed = await cli.until(
-        ("deliveries", "list", sid, "--status", "failed"), lambda p: len(p["deliveries"]) == 3
+        ("deliveries", "list", sid, "--status", "failed"),
+        lambda p: [d["attempts"] for d in p["deliveries"]] == [1, 1, 1],
     )
     assert {d["event_id"] for d in failed["deliveries"]} == set(ids)
     assert {d["last_http_status"] for d in failed["deliveries"]} == {400}
