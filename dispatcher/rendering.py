@@ -10,7 +10,6 @@ keys are unordered, so the body is the same event as
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,15 +31,14 @@ class Rendered:
 
 
 class RenderCache:
-    """A bounded LRU of rendered events (and of decode failures, so a poison record is
-    decoded once, not once per stream)."""
+    """A bounded cache of rendered events (and of decode failures, so a poison record is
+    decoded once, not once per stream). The oldest entry goes first: every stream reads the
+    topic in the same order, so the entries still wanted are the recent ones."""
 
     def __init__(self, codec: AvroCodec, size: int = 8192) -> None:
         self._codec = codec
         self._size = size
-        self._entries: OrderedDict[tuple[bytes, str | None], Rendered | ContractError] = (
-            OrderedDict()
-        )
+        self._entries: dict[tuple[bytes, str | None], Rendered | ContractError] = {}
 
     def render(self, value: bytes, purpose: str | None) -> Rendered:
         """The rendered event for these record bytes; raises the record's ContractError."""
@@ -54,9 +52,7 @@ class RenderCache:
                 entry = exc
             self._entries[key] = entry
             if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        else:
-            self._entries.move_to_end(key)
+                del self._entries[next(iter(self._entries))]
         if isinstance(entry, ContractError):
             raise entry
         return entry

@@ -10,6 +10,7 @@ unfinished record, so a restart resumes every record still waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +52,7 @@ class TierWorker(CommittingWorker):
         self._runtime_of = runtime_of
         self._is_deleted = is_deleted
         self._paused: set[int] = set()
+        self._resuming: set[asyncio.Task[None]] = set()
         self._in_flight = asyncio.Semaphore(MAX_TIER_IN_FLIGHT)
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -102,9 +104,22 @@ class TierWorker(CommittingWorker):
         asyncio.get_running_loop().call_later(wait, self._resume, partition)
 
     def _resume(self, partition: int) -> None:
-        if partition not in self._paused or self.consumer is None:
+        consumer = self.consumer
+        if partition not in self._paused or consumer is None:
             return
         self._paused.discard(partition)
+        # On the consumer's own thread, after its current fetch: from the event loop the call
+        # would hold up every stream's deliveries until that fetch's wait ends.
+        task = asyncio.create_task(self._resume_later(consumer, partition))
+        self._resuming.add(task)
+        task.add_done_callback(self._resuming.discard)
+
+    async def _resume_later(self, consumer: AsyncConsumer, partition: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the consumer closed meanwhile
+            await consumer.call(self._resume_now, partition)
+
+    def _resume_now(self, partition: int) -> None:
+        assert self.consumer is not None
         try:
             self.consumer.consumer.resume([TopicPartition(self.topic, partition)])
         except Exception as exc:

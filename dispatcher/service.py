@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from dispatcher.destinations import build_client
 from dispatcher.engine import Engine, StreamRuntime
@@ -98,10 +98,16 @@ class Dispatcher:
         """Consumer lag per stream and backlog per tier, from local positions and the
         watermarks librdkafka caches from fetches (no broker round trips)."""
         while not self.stopped.is_set():
-            for stream_id, (worker, _task) in list(self._workers.items()):
-                self.metrics.consumer_lag.labels(stream_id).set(_backlog(worker))
-            for tier, _task in self._tiers:
-                self.metrics.retry_backlog.labels(tier.topic).set(_backlog(tier))
+            streams = list(self._workers.items())
+            tiers = [tier for tier, _task in self._tiers]
+            backlogs = await asyncio.gather(
+                *(_backlog(worker) for _id, (worker, _task) in streams),
+                *(_backlog(tier) for tier in tiers),
+            )
+            for (stream_id, _worker), backlog in zip(streams, backlogs, strict=False):
+                self.metrics.consumer_lag.labels(stream_id).set(backlog)
+            for tier, backlog in zip(tiers, backlogs[len(streams) :], strict=True):
+                self.metrics.retry_backlog.labels(tier.topic).set(backlog)
             await asyncio.sleep(interval)
 
     async def _reconcile(self, changed: set[str]) -> None:
@@ -221,11 +227,22 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def _backlog(worker: CommittingWorker) -> int:
-    """Records after this worker's position on its assigned partitions."""
+async def _backlog(worker: CommittingWorker) -> int:
+    """Records after this worker's position on its assigned partitions.
+
+    Asked on the consumer's own thread, between its fetches: a librdkafka call made from the
+    event loop while that thread waits in consume() holds up the whole loop until the wait
+    ends (measured: 0.1-0.2 s per call, in every stream's delivery latency)."""
     if worker.consumer is None:
         return 0
-    consumer = worker.consumer.consumer
+    try:
+        backlog: int = await worker.consumer.call(_positions_backlog, worker.consumer.consumer)
+    except RuntimeError:  # the consumer closed meanwhile
+        return 0
+    return backlog
+
+
+def _positions_backlog(consumer: Consumer) -> int:
     try:
         positions = consumer.position(consumer.assignment())
     except Exception:  # closed or rebalancing: report nothing this round

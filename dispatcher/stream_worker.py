@@ -124,18 +124,25 @@ class CommittingWorker:
 
     def spawn(self, coro: Any, partition: int, offset: int) -> None:
         """Run one job; its offset is finished when it returns."""
-
-        async def run() -> None:
-            try:
-                await coro
-            except Exception:  # the record stays unfinished: retried after a restart
-                log.exception("job_failed", group=self.group_id, partition=partition, offset=offset)
-                return
-            self.done(partition, offset)
-
-        task = asyncio.create_task(run())
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._finished(done, partition, offset))
+
+    def _finished(self, task: asyncio.Task[None], partition: int, offset: int) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return  # the record stays unfinished: retried after a restart
+        error = task.exception()
+        if error is not None:  # likewise
+            log.error(
+                "job_failed",
+                group=self.group_id,
+                partition=partition,
+                offset=offset,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            return
+        self.done(partition, offset)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight jobs, then make the final commit."""
