@@ -42,10 +42,13 @@ async def test_metrics_count_deliveries_dead_letters_and_latency(settings: Setti
                     assert response.status == 200
                     return await response.text()
 
-            # The DLQ produce is acknowledged just after the receiver answered: poll for it.
+            # The DLQ produce is acknowledged just after the receiver answered, and the lag
+            # gauge is read from each consumer between its fetches: poll for both.
+            lag = f'tidings_consumer_lag{{stream="{good.id}"}}'
             async with asyncio.timeout(10):
                 while (  # noqa: ASYNC110 - polling a remote endpoint
                     sample(text := await scrape(), "tidings_dead_letters_total", stream=bad.id) < 5
+                    or lag not in text
                 ):
                     await asyncio.sleep(0.05)
     finally:
@@ -55,4 +58,4 @@ async def test_metrics_count_deliveries_dead_letters_and_latency(settings: Setti
     assert sample(text, "tidings_dead_letters_total", stream=bad.id) == 5
     assert sample(text, "tidings_delivery_attempt_seconds_count", stream=good.id) == 5
     assert sample(text, "tidings_end_to_end_seconds_count", stream=good.id) == 5
-    assert f'tidings_consumer_lag{{stream="{good.id}"}}' in text
+    assert lag in text
