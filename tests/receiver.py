@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,13 +54,13 @@ class Receiver:
         #: Seconds every answer is held back (a slow receiver).
         self.delay = 0.0
 
-    async def start(self) -> Receiver:
-        """Listen on a free port of 127.0.0.1."""
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> Receiver:
+        """Listen on a free port of 127.0.0.1 (https with ``ssl_context``)."""
         app = web.Application()
         app.router.add_route("POST", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

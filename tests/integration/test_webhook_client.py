@@ -4,8 +4,11 @@ addresses the outbound policy checked, and closing waits for attempts in flight.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
-from datetime import timedelta
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +175,88 @@ async def test_requests_to_one_origin_are_capped(receiver: Receiver) -> None:
         await client.close()
     assert [o.kind for o in outcomes] == [OutcomeKind.SUCCESS] * 6
     assert loop.time() - started >= 0.9
+
+
+def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A private CA, and a certificate for 127.0.0.1 that it signed: (ca, cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Tidings test CA"))
+        .issuer_name(name("Tidings test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+async def test_https_is_verified_against_the_trust_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An https endpoint whose certificate no trusted CA signed is not delivered to; once its
+    CA is trusted (``SSL_CERT_FILE``, as for any private CA) it is."""
+    ca, cert, key = _tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    receiver = Receiver()
+    await receiver.start(ssl_context=context)
+    url = f"https://127.0.0.1:{receiver.port}/tls"
+    policy = DestinationPolicy(["127.0.0.1"])
+    try:
+        untrusted = webhook.WebhookClient(webhook_stream(url), policy, webhook.HttpClients())
+        try:
+            (refused,) = await untrusted.deliver([delivery()])
+        finally:
+            await untrusted.close()
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        trusted = webhook.WebhookClient(webhook_stream(url), policy, webhook.HttpClients())
+        try:
+            (accepted,) = await trusted.deliver([delivery()])
+        finally:
+            await trusted.close()
+    finally:
+        await receiver.stop()
+    assert refused.kind is OutcomeKind.RETRYABLE
+    assert refused.error is not None
+    assert "UnknownIssuer" in refused.error
+    assert accepted.kind is OutcomeKind.SUCCESS
+    assert [r.path for r in receiver.requests] == ["tls"]
