@@ -57,7 +57,7 @@ class CommittingWorker:
                 # One consumer per stream (a hundred in a process): keep librdkafka's
                 # prefetch queue and fetch responses small; its defaults (50 MB responses,
                 # 1 MB per partition) assume one consumer per process. A backlogged consumer
-                # holds a few MB instead of ~25 MB, and a fetch is still hundreds of events
+                # holds about 1 MB instead of ~25 MB, and a fetch still brings ~200 events
                 # (a record larger than the partition limit is returned whole, KIP-74).
                 "queued.max.messages.kbytes": 256,
                 "queued.min.messages": 500,
