@@ -55,8 +55,8 @@ class AsyncProducer:
     ) -> None:
         """Queue a record; ``on_done`` runs on the poll thread with the delivery error.
 
-        Without ``on_done`` no Python callback is registered at all: the delivery log writes
-        one record per delivery, and the poll thread would otherwise take the GIL for each.
+        Without ``on_done`` no Python callback is registered at all: the delivery log's
+        records need none, and the poll thread would otherwise take the GIL for each.
         """
         extra: dict[str, Any] = {}
         if on_done is not None:

@@ -167,7 +167,7 @@ class Settings(BaseSettings):
 
     @property
     def deliveries_topic(self) -> str:
-        """The delivery log: one record per attempt."""
+        """The delivery log: each record holds attempts of one stream, one per line."""
         return self.topic(constants.DELIVERIES_TOPIC)
 
     @property
