@@ -55,7 +55,12 @@ class AttemptRecord(BaseModel):
     @classmethod
     def all_from_record(cls, value: bytes) -> list[AttemptRecord]:
         """Parse every attempt of a record value (one per line)."""
-        return [cls.model_validate_json(line) for line in value.split(b"\n") if line]
+        return [cls.model_validate_json(line) for line in attempt_lines(value)]
+
+
+def attempt_lines(value: bytes) -> list[bytes]:
+    """The attempts of a record value, one JSON object each, unparsed."""
+    return [line for line in value.split(b"\n") if line]
 
 
 def attempt_record(
@@ -130,8 +135,7 @@ class DeliveryLog:
             lines = self._pending[stream_id] = []
         lines.append(attempt)
         if len(lines) >= MAX_BATCH:
-            self._write(stream_id.encode(), b"\n".join(lines))
-            del self._pending[stream_id]
+            self._write_batch(stream_id, self._pending.pop(stream_id))
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
 
@@ -142,4 +146,7 @@ class DeliveryLog:
             self._timer = None
         pending, self._pending = self._pending, {}
         for stream_id, lines in pending.items():
-            self._write(stream_id.encode(), b"\n".join(lines))
+            self._write_batch(stream_id, lines)
+
+    def _write_batch(self, stream_id: str, lines: list[bytes]) -> None:
+        self._write(stream_id.encode(), b"\n".join(lines))

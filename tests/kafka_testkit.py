@@ -10,6 +10,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from admin.broker import LocalBroker, free_port
+from dispatcher.delivery_log import attempt_lines
 from producer.config import Settings
 
 
@@ -74,7 +75,7 @@ async def aread_topic(
 
 def attempts_in(message: Message) -> int:
     """How many attempts a delivery-log record holds (one per line)."""
-    return len([line for line in (message.value() or b"").split(b"\n") if line])
+    return len(attempt_lines(message.value() or b""))
 
 
 def running_broker(data_dir: Path) -> Iterator[LocalBroker]:

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from admin.api.history import Coordinates, DeadLetter, DeliveryIndex
 from admin.api.stream_table import StreamTable
 from admin.dlq import marked_record
-from dispatcher.delivery_log import AttemptRecord
+from dispatcher.delivery_log import AttemptRecord, attempt_lines
 from dispatcher.jobs import header_map
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.secret_box import SecretBox
@@ -137,9 +137,7 @@ class AdminView:
         if topic == self.settings.streams_topic:
             self.table.observe((message.key() or b"").decode(errors="replace"), message.value())
         elif topic == self.settings.deliveries_topic:
-            for line in (message.value() or b"").split(b"\n"):
-                if not line:
-                    continue
+            for line in attempt_lines(message.value() or b""):
                 try:
                     self.history.add_attempt(AttemptRecord.from_record(line))
                 except ValidationError:
