@@ -4,12 +4,16 @@ response for secrets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from admin.api import build_app
+from dispatch_kit import running_dispatcher
+from dispatcher.service import Dispatcher
 from dispatcher.signing import generate_secret
 from producer.config import Settings
 
@@ -90,3 +94,14 @@ async def start_api(settings: Settings, **kwargs: Any) -> tuple[TestClient[Any, 
         await asyncio.sleep(0.05)
     await client.close()
     raise AssertionError("the admin API never became ready")
+
+
+@contextlib.asynccontextmanager
+async def running_system(settings: Settings) -> AsyncIterator[tuple[Api, Dispatcher]]:
+    """A ready admin API and a running dispatcher on the same fresh topics."""
+    client, api = await start_api(settings)
+    try:
+        async with running_dispatcher(settings) as dispatcher:
+            yield api, dispatcher
+    finally:
+        await client.close()

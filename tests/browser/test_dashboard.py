@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from admin_kit import SECRETS, TOKEN, Api, start_api
-from dispatch_kit import produce_events, running_dispatcher, until
+from admin_kit import SECRETS, TOKEN, Api, running_system
+from dispatch_kit import produce_events, until
 from dispatcher.service import Dispatcher
 from producer.config import Settings
 from receiver import Receiver
@@ -32,12 +32,8 @@ EXPECTED_FAILURES = re.compile(r"status of (400|403)\b")
 @pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[tuple[Api, Dispatcher]]:
     """A ready admin API and a running dispatcher on the same fresh topics."""
-    client, api = await start_api(settings)
-    try:
-        async with running_dispatcher(settings) as dispatcher:
-            yield api, dispatcher
-    finally:
-        await client.close()
+    async with running_system(settings) as (api, dispatcher):
+        yield api, dispatcher
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from admin_kit import SECRETS, Api, start_api
-from dispatch_kit import produce_events, running_dispatcher
+from admin_kit import SECRETS, Api, running_system
+from dispatch_kit import produce_events
 from dispatcher.service import Dispatcher
 from producer.config import Settings
 from receiver import Receiver
@@ -23,13 +23,9 @@ from receiver import Receiver
 @pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[tuple[Api, Dispatcher]]:
     """A ready admin API and a running dispatcher on the same fresh topics."""
-    client, api = await start_api(settings)
-    try:
-        async with running_dispatcher(settings) as dispatcher:
-            yield api, dispatcher
+    async with running_system(settings) as (api, dispatcher):
+        yield api, dispatcher
         api.assert_no_secret_leaked()
-    finally:
-        await client.close()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
