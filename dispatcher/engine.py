@@ -9,7 +9,6 @@ it, so a crash can repeat an attempt but never lose one.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from dispatcher.metrics import DispatcherMetrics
 from dispatcher.outcome import Outcome, OutcomeKind
 from dispatcher.rendering import RenderCache
 from dispatcher.retry_delay import next_delay
+from dispatcher.slots import Slots
 from dispatcher.streams import Stream
 from producer.config import Settings
 from schemas.codec import AvroCodec
@@ -42,7 +42,7 @@ class StreamRuntime:
 
     stream: Stream
     client: DestinationClient
-    slots: asyncio.Semaphore
+    slots: Slots
     consecutive_failures: int = 0
     disabling: bool = False
     schedule: list[timedelta] = field(default_factory=list)

@@ -20,6 +20,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from producer.config import RECORD_BATCH_BYTES
+
 Headers = Sequence[tuple[str, bytes | str]]
 
 
@@ -33,6 +35,7 @@ class AsyncProducer:
             "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
+            "batch.size": RECORD_BATCH_BYTES,
         }
         base.update(config)
         self._producer = Producer(base)

@@ -23,6 +23,7 @@ from dispatcher.kafka_io import AsyncProducer
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.registry import RegistryView, RegistryWriter
 from dispatcher.retry_tiers import TierWorker
+from dispatcher.slots import Slots
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
@@ -48,6 +49,8 @@ class Dispatcher:
         self.policy = DestinationPolicy(settings.destination_allowlist)
         #: Webhook HTTP clients, one per destination origin, shared by its streams.
         self.http = HttpClients()
+        #: Deliveries in flight across all streams, beyond each stream's reserved slots.
+        self.budget = asyncio.Semaphore(settings.max_in_flight_total)
         self.engine = Engine(
             settings, self._producer, codec_for(settings), self._disable, self.metrics
         )
@@ -136,7 +139,7 @@ class Dispatcher:
         runtime = StreamRuntime(
             stream=stream,
             client=build_client(stream, self.policy, self.http),
-            slots=asyncio.Semaphore(stream.delivery.max_in_flight),
+            slots=Slots(stream.delivery.max_in_flight, self.budget),
             schedule=self.engine.schedule_for(stream),
         )
         if previous is not None:

@@ -59,7 +59,7 @@ class CommittingWorker:
                 # 1 MB per partition) assume one consumer per process. A backlogged consumer
                 # holds about 1 MB instead of ~25 MB, and a fetch still brings ~200 events
                 # (a record larger than the partition limit is returned whole, KIP-74).
-                "queued.max.messages.kbytes": 256,
+                "queued.max.messages.kbytes": 32,
                 "queued.min.messages": 500,
                 # A fetch response must still fit the largest event the producer accepts.
                 "fetch.max.bytes": fetch_bytes,
@@ -179,6 +179,12 @@ class StreamWorker(CommittingWorker):
         self.runtime = runtime
         self.wants = SubscriptionFilter(runtime.stream.event_types)
 
+    @property
+    def fetch_batch(self) -> int:
+        """Records taken from librdkafka at once: enough to keep every slot busy, not more
+        (a taken record waits in this process's memory until a slot frees)."""
+        return min(FETCH_BATCH, 2 * self.runtime.stream.delivery.max_in_flight)
+
     def _start_offset(self, consumer: Consumer, tp: TopicPartition) -> int:
         position = self.runtime.stream.delivery.start_position
         if position == "earliest":
@@ -212,7 +218,7 @@ class StreamWorker(CommittingWorker):
         )
         try:
             while not self.stopping:
-                for message in await consumer.consume(FETCH_BATCH, 0.1):
+                for message in await consumer.consume(self.fetch_batch, 0.1):
                     if self.stopping:
                         break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:

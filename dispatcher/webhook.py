@@ -94,7 +94,7 @@ class HttpClients:
     its pool is reused across them. Reference counted: the last stream to let go closes it.
     """
 
-    def __init__(self, max_per_origin: int = 1000) -> None:
+    def __init__(self, max_per_origin: int = 256) -> None:
         self._max = max_per_origin
         self._clients: dict[Origin, tuple[Client, int]] = {}
 

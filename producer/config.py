@@ -26,6 +26,12 @@ from schemas import constants
 
 DEFAULT_RETRY_SCHEDULE = ("5s", "30s", "2m", "10m", "1h", "6h", "24h")
 
+# Producers' record batches are kept to this size (librdkafka's default is 1 MB). A consumer
+# fetch returns a partition's first batch whole whatever its fetch limits, so the batch size
+# bounds what each of the dispatcher's per-stream consumers prefetches: with 1 MB batches a
+# hundred consumers held ~250 MB of prefetched records, with 64 KB about 25 MB.
+RECORD_BATCH_BYTES = 32 * 1024
+
 
 class Settings(BaseSettings):
     """All of Tidings' settings. Environment variables are the field names upper-cased with the
@@ -120,6 +126,13 @@ class Settings(BaseSettings):
         100_000,
         ge=1,
         description="Events the producer buffers before emit() blocks (back-pressure).",
+    )
+    max_in_flight_total: int = Field(
+        512,
+        ge=1,
+        description="Deliveries a dispatcher process has in flight across all its streams, "
+        "beyond the first few of each stream (which never wait for others): bounds its memory "
+        "however many streams it serves. Each stream's own max_in_flight still applies.",
     )
 
     @field_validator("destination_allowlist", "secrets_previous_keys", mode="before")

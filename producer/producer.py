@@ -23,7 +23,7 @@ from typing import Any, Generic, Self, TypeVar
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 
-from producer.config import Settings
+from producer.config import RECORD_BATCH_BYTES, Settings
 from producer.errors import BufferFullError, DeliveryFailedError, ProducerClosedError
 from schemas import constants
 from schemas.codec import AvroCodec
@@ -164,6 +164,7 @@ class _KafkaCore:
                 "acks": "all",
                 "linger.ms": 5,
                 "compression.type": "lz4",
+                "batch.size": RECORD_BATCH_BYTES,
                 "queue.buffering.max.messages": settings.producer_buffer_messages,
                 "message.max.bytes": settings.max_record_bytes,
             }
