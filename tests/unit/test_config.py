@@ -158,8 +158,11 @@ def test_kafka_config_maps_security_options_and_passthrough_last() -> None:
         "sasl.username": "svc",
         "sasl.password": "s3cret",
         "ssl.ca.location": "/etc/ca.pem",
+        "enable.metrics.push": False,
         "client.id": "override",
     }
+    on = Settings(kafka={"enable.metrics.push": "true"}).kafka_config()
+    assert on["enable.metrics.push"] == "true"  # the passthrough can turn telemetry back on
 
 
 def test_the_sasl_password_never_appears_in_reprs_or_dumps(
