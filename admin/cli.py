@@ -118,12 +118,18 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvloop
 
+    from dispatcher.memory import MemoryKeeper
     from dispatcher.service import Dispatcher
     from producer.logs import configure_logging
 
     configure_logging(args.log_level or settings.log_level)
-    dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
-    return uvloop.run(dispatcher.run_forever())
+    memory = MemoryKeeper()  # before any Kafka client starts its threads
+    memory.start()
+    try:
+        dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
+        return uvloop.run(dispatcher.run_forever())
+    finally:
+        memory.stop()
 
 
 def cmd_secrets_generate_key(_args: argparse.Namespace, _settings: Settings) -> int:

@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         description="Events the producer buffers before emit() blocks (back-pressure).",
     )
     max_in_flight_total: int = Field(
-        512,
+        256,
         ge=1,
         description="Deliveries a dispatcher process has in flight across all its streams, "
         "beyond the first few of each stream (which never wait for others): bounds its memory "
