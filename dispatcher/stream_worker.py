@@ -183,7 +183,7 @@ class StreamWorker(CommittingWorker):
     def fetch_batch(self) -> int:
         """Records taken from librdkafka at once: enough to keep every slot busy, not more
         (a taken record waits in this process's memory until a slot frees)."""
-        return min(FETCH_BATCH, 2 * self.runtime.stream.delivery.max_in_flight)
+        return min(FETCH_BATCH, self.runtime.stream.delivery.max_in_flight)
 
     def _start_offset(self, consumer: Consumer, tp: TopicPartition) -> int:
         position = self.runtime.stream.delivery.start_position

@@ -46,6 +46,10 @@ USER_AGENT = "Tidings-Webhooks/0.1"
 #: How long a checked resolution of the endpoint's host is used before resolving it again
 #: (not less than the longest delivery timeout, 60 s: see ``WebhookClient._current``).
 RESOLVE_TTL = 60.0
+#: Connections open at once to one origin; more requests wait for one. Each open connection
+#: costs ~70 KB, and a stream whose endpoint hangs holds at most its ``max_in_flight`` (64)
+#: of them, so several hanging streams still leave room for their healthy neighbours.
+MAX_PER_ORIGIN = 256
 #: An idle keep-alive connection is closed after this long.
 POOL_IDLE = timedelta(seconds=30)
 #: Connecting may take this long at most (and never longer than the stream's timeout, which
@@ -94,7 +98,7 @@ class HttpClients:
     its pool is reused across them. Reference counted: the last stream to let go closes it.
     """
 
-    def __init__(self, max_per_origin: int = 256) -> None:
+    def __init__(self, max_per_origin: int = MAX_PER_ORIGIN) -> None:
         self._max = max_per_origin
         self._clients: dict[Origin, tuple[Client, int]] = {}
 
