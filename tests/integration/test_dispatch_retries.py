@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 
 from dispatch_kit import (
     headers_of,
@@ -20,7 +21,7 @@ from dispatcher.service import Dispatcher
 from dispatcher.streams import Stream
 from kafka_testkit import aread_topic, attempts_in, read_topic
 from producer.config import Settings
-from receiver import Receiver
+from receiver import Received, Receiver
 from schemas import constants
 
 
@@ -136,6 +137,42 @@ async def test_a_hanging_endpoint_does_not_slow_a_healthy_stream(
         elapsed = time.monotonic() - started
     assert not [r for r in receiver.requests if r.path == "dead"], "dead requests still hang"
     assert elapsed < 5, f"healthy stream took {elapsed:.1f}s: it waited for the dead one"
+
+
+async def test_the_in_flight_budget_bounds_hanging_requests_and_spares_healthy_streams(
+    settings: Settings, receiver: Receiver
+) -> None:
+    """With a process budget of 8, two streams whose endpoints hang hold their 4 reserved slots
+    each plus the whole budget (16 requests, not their 2 x 64), and a third stream still
+    delivers all 300 events meanwhile."""
+    settings = settings.model_copy(update={"max_in_flight_total": 8})
+    hanging: Counter[str] = Counter()
+
+    def script(request: Received, _seen: int) -> int | str:
+        if request.path.startswith("dead"):
+            hanging[request.path] += 1
+            return "hang"
+        return 200
+
+    receiver.script = script
+    dead_a, dead_b, _healthy = register(
+        settings,
+        webhook_stream(receiver.url("dead-a"), delivery={"timeout": "8s"}),
+        webhook_stream(receiver.url("dead-b"), delivery={"timeout": "8s"}),
+        webhook_stream(receiver.url("healthy")),
+    )
+    async with running_dispatcher(settings) as dispatcher:
+        started = time.monotonic()
+        ids = produce_events(settings, 300)
+        await receiver.wait_until(lambda: receiver.delivered_ids("healthy") == set(ids), timeout=20)
+        await until(lambda: sum(hanging.values()) >= 16, timeout=5)
+        elapsed = time.monotonic() - started
+        assert sum(hanging.values()) == 16, hanging
+        assert hanging["dead-a"] >= 4
+        assert hanging["dead-b"] >= 4
+        in_flight = [dispatcher.runtimes[s.id].slots.in_flight for s in (dead_a, dead_b)]
+        assert sum(in_flight) == 16
+    assert elapsed < 8, f"measured after the hanging requests timed out ({elapsed:.1f}s)"
 
 
 async def test_records_waiting_in_a_tier_survive_a_dispatcher_restart(

@@ -69,3 +69,45 @@ async def test_every_permit_returns_once_all_slots_are_released() -> None:
     assert budget._value == 5
     for _ in range(8):
         assert await _acquired(slots)
+
+
+async def test_a_stream_waiting_on_a_spent_budget_takes_its_own_reserved_slot_when_it_frees() -> (
+    None
+):
+    budget = asyncio.Semaphore(2)
+    hung = Slots(64, budget, reserved=1)
+    for _ in range(3):
+        assert await _acquired(hung)  # its reserved slot and the whole budget
+    healthy = Slots(64, budget, reserved=2)
+    assert await _acquired(healthy)
+    assert await _acquired(healthy)
+    waiter = asyncio.create_task(healthy.acquire())  # reserved and budget both taken
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    healthy.release()  # one of its own deliveries ends
+    await asyncio.wait_for(waiter, 1)
+    assert healthy.in_flight == 2
+    assert budget._value == 0  # the hung stream still holds both permits
+    for _ in range(2):
+        healthy.release()
+    for _ in range(3):
+        hung.release()
+    assert budget._value == 2
+
+
+async def test_cancelled_while_waiting_for_either_gives_everything_back() -> None:
+    budget = asyncio.Semaphore(1)
+    other = Slots(8, budget, reserved=0)
+    assert await _acquired(other)  # the whole budget
+    slots = Slots(8, budget, reserved=1)
+    assert await _acquired(slots)  # its reserved slot
+    waiter = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert slots.in_flight == 1
+    slots.release()
+    other.release()
+    assert budget._value == 1
+    for _ in range(2):  # its reserved slot and the budget's permit, both back
+        assert await _acquired(slots)
