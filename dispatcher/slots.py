@@ -11,20 +11,49 @@ still deliver through their own reserved slots.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections import deque
 
 #: Slots of each stream that do not draw on the shared budget.
 RESERVED = 4
 
 
+class Budget:
+    """The permits shared by all of a process's streams (``max_in_flight_total``)."""
+
+    def __init__(self, permits: int) -> None:
+        self.free = permits
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+
+    def take(self) -> bool:
+        """Take a permit if one is free now."""
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    def wait(self, waiter: asyncio.Future[bool]) -> None:
+        """Hand the next returned permit to ``waiter`` (its result becomes True)."""
+        self._waiters.append(waiter)
+
+    def give(self) -> None:
+        """Return a permit: to the first waiter still waiting, else to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self.free += 1
+
+
 class Slots:
     """One stream's delivery slots, drawing on a budget shared with the other streams."""
 
-    def __init__(self, limit: int, budget: asyncio.Semaphore, reserved: int = RESERVED) -> None:
+    def __init__(self, limit: int, budget: Budget, reserved: int = RESERVED) -> None:
         self.limit = limit
         self._own = asyncio.Semaphore(limit)
-        self._reserved = asyncio.Semaphore(min(reserved, limit))
         self._budget = budget
+        self._reserved_free = min(reserved, limit)
+        self._reserved_waiters: deque[asyncio.Future[bool]] = deque()
         self._held = 0
         self._borrowed = 0  # held slots that took a budget permit; the rest took a reserved one
 
@@ -47,47 +76,39 @@ class Slots:
 
     async def _reserved_or_budget(self) -> bool:
         """Take a reserved slot (False) or a budget permit (True)."""
-        if not self._reserved.locked():
-            await self._reserved.acquire()  # free: does not wait
+        if self._reserved_free > 0:
+            self._reserved_free -= 1
             return False
-        if not self._budget.locked():
-            await self._budget.acquire()
+        if self._budget.take():
             return True
-        # Both taken: wait for whichever frees first (a reserved slot when one of this
-        # stream's deliveries ends, a permit when any stream's borrowed delivery ends).
-        reserved = asyncio.ensure_future(self._reserved.acquire())
-        budget = asyncio.ensure_future(self._budget.acquire())
+        # Both taken: one waiter queued on both, woken by whichever frees first (a reserved
+        # slot when one of this stream's deliveries ends, a permit when any stream's borrowed
+        # delivery ends); the other queue skips it once it is done.
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._reserved_waiters.append(waiter)
+        self._budget.wait(waiter)
         try:
-            await asyncio.wait((reserved, budget), return_when=asyncio.FIRST_COMPLETED)
+            return await waiter
         except BaseException:
-            await self._settle(reserved, budget, keep=False)
+            if waiter.done() and not waiter.cancelled():  # handed a slot, then cancelled
+                self._give_back(waiter.result())
             raise
-        return await self._settle(reserved, budget, keep=True)
 
-    async def _settle(
-        self, reserved: asyncio.Future[Any], budget: asyncio.Future[Any], *, keep: bool
-    ) -> bool:
-        """Stop both waits; keep one acquired slot (the reserved one first) when ``keep``, and
-        give back anything else they acquired. Returns whether the kept one is borrowed."""
-        for waiter in (reserved, budget):
-            waiter.cancel()
-        await asyncio.gather(reserved, budget, return_exceptions=True)
-        got_reserved = reserved.done() and not reserved.cancelled()
-        got_budget = budget.done() and not budget.cancelled()
-        if got_reserved and not keep:
-            self._reserved.release()
-        if got_budget and (not keep or got_reserved):
-            self._budget.release()
-        if keep and not got_reserved and not got_budget:
-            raise asyncio.CancelledError  # only a cancellation wakes the wait with neither
-        return keep and not got_reserved
+    def _give_back(self, borrowed: bool) -> None:
+        if borrowed:
+            self._budget.give()
+            return
+        while self._reserved_waiters:
+            waiter = self._reserved_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
+                return
+        self._reserved_free += 1
 
     def release(self) -> None:
         """Give a slot back: a borrowed permit first, so the budget frees up for others."""
         self._held -= 1
-        if self._borrowed:
-            self._borrowed -= 1
-            self._budget.release()
-        else:
-            self._reserved.release()
+        borrowed = self._borrowed > 0
+        self._borrowed -= borrowed
+        self._give_back(borrowed)
         self._own.release()

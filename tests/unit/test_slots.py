@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dispatcher.slots import Slots
+from dispatcher.slots import Budget, Slots
 
 
 async def _acquired(slots: Slots) -> bool:
@@ -17,7 +17,7 @@ async def _acquired(slots: Slots) -> bool:
 
 
 async def test_a_stream_never_exceeds_its_own_limit() -> None:
-    slots = Slots(3, asyncio.Semaphore(100))
+    slots = Slots(3, Budget(100))
     for _ in range(3):
         assert await _acquired(slots)
     assert not await _acquired(slots)
@@ -27,10 +27,10 @@ async def test_a_stream_never_exceeds_its_own_limit() -> None:
 
 
 async def test_slots_beyond_the_reserved_ones_draw_on_the_shared_budget() -> None:
-    budget = asyncio.Semaphore(2)
+    budget = Budget(2)
     a, b = Slots(10, budget, reserved=1), Slots(10, budget, reserved=1)
     assert await _acquired(a)  # reserved: the budget is untouched
-    assert budget._value == 2
+    assert budget.free == 2
     assert await _acquired(a)
     assert await _acquired(a)  # two borrowed: the budget is spent
     assert not await _acquired(a)
@@ -41,7 +41,7 @@ async def test_slots_beyond_the_reserved_ones_draw_on_the_shared_budget() -> Non
 
 
 async def test_a_hung_neighbour_cannot_starve_the_reserved_slots() -> None:
-    budget = asyncio.Semaphore(8)
+    budget = Budget(8)
     hung = Slots(64, budget, reserved=4)
     while await _acquired(hung):
         pass
@@ -52,7 +52,7 @@ async def test_a_hung_neighbour_cannot_starve_the_reserved_slots() -> None:
 
 
 async def test_every_permit_returns_once_all_slots_are_released() -> None:
-    budget = asyncio.Semaphore(5)
+    budget = Budget(5)
     slots = Slots(20, budget, reserved=3)
     held = 0
     while await _acquired(slots):
@@ -66,7 +66,7 @@ async def test_every_permit_returns_once_all_slots_are_released() -> None:
     for _ in range(held):
         slots.release()
     assert slots.in_flight == 0
-    assert budget._value == 5
+    assert budget.free == 5
     for _ in range(8):
         assert await _acquired(slots)
 
@@ -74,7 +74,7 @@ async def test_every_permit_returns_once_all_slots_are_released() -> None:
 async def test_a_stream_waiting_on_a_spent_budget_takes_its_own_reserved_slot_when_it_frees() -> (
     None
 ):
-    budget = asyncio.Semaphore(2)
+    budget = Budget(2)
     hung = Slots(64, budget, reserved=1)
     for _ in range(3):
         assert await _acquired(hung)  # its reserved slot and the whole budget
@@ -87,16 +87,16 @@ async def test_a_stream_waiting_on_a_spent_budget_takes_its_own_reserved_slot_wh
     healthy.release()  # one of its own deliveries ends
     await asyncio.wait_for(waiter, 1)
     assert healthy.in_flight == 2
-    assert budget._value == 0  # the hung stream still holds both permits
+    assert budget.free == 0  # the hung stream still holds both permits
     for _ in range(2):
         healthy.release()
     for _ in range(3):
         hung.release()
-    assert budget._value == 2
+    assert budget.free == 2
 
 
 async def test_cancelled_while_waiting_for_either_gives_everything_back() -> None:
-    budget = asyncio.Semaphore(1)
+    budget = Budget(1)
     other = Slots(8, budget, reserved=0)
     assert await _acquired(other)  # the whole budget
     slots = Slots(8, budget, reserved=1)
@@ -108,6 +108,6 @@ async def test_cancelled_while_waiting_for_either_gives_everything_back() -> Non
     assert slots.in_flight == 1
     slots.release()
     other.release()
-    assert budget._value == 1
+    assert budget.free == 1
     for _ in range(2):  # its reserved slot and the budget's permit, both back
         assert await _acquired(slots)
