@@ -56,9 +56,11 @@ class CommittingWorker:
                 "enable.partition.eof": False,
                 # One consumer per stream (a hundred in a process): keep librdkafka's
                 # prefetch queue and fetch responses small; its defaults (50 MB responses,
-                # 1 MB per partition) assume one consumer per process. A backlogged consumer
-                # holds about 1 MB instead of ~25 MB, and a fetch still brings ~200 events
-                # (a record larger than the partition limit is returned whole, KIP-74).
+                # 1 MB per partition) assume one consumer per process. The queue limit is per
+                # partition and a fetch returns a partition's first record batch whole
+                # (KIP-74), so each partition holds at most this plus one producer batch
+                # (RECORD_BATCH_BYTES, 32 KB): ~50 events of ~700 bytes, about 0.4 MB for a
+                # consumer of 6 partitions instead of 7 MB measured with 1 MB batches.
                 "queued.max.messages.kbytes": 32,
                 "queued.min.messages": 500,
                 # A fetch response must still fit the largest event the producer accepts.
