@@ -17,10 +17,6 @@ import ctypes
 import ctypes.util
 import threading
 
-import structlog
-
-log = structlog.get_logger(__name__)
-
 #: mallopt(3) parameter: the most arenas glibc creates.
 _M_ARENA_MAX = -8
 ARENAS = 4

@@ -23,7 +23,7 @@ from dispatcher.kafka_io import AsyncProducer
 from dispatcher.metrics import DispatcherMetrics
 from dispatcher.registry import RegistryView, RegistryWriter
 from dispatcher.retry_tiers import TierWorker
-from dispatcher.slots import Budget, Slots
+from dispatcher.slots import Permits, Slots
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.stream_worker import CommittingWorker, StreamWorker
 from dispatcher.streams import Stream
@@ -50,7 +50,7 @@ class Dispatcher:
         #: Webhook HTTP clients, one per destination origin, shared by its streams.
         self.http = HttpClients()
         #: Deliveries in flight across all streams, beyond each stream's reserved slots.
-        self.budget = Budget(settings.max_in_flight_total)
+        self.budget = Permits(settings.max_in_flight_total)
         self.engine = Engine(
             settings, self._producer, codec_for(settings), self._disable, self.metrics
         )

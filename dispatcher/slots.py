@@ -17,12 +17,15 @@ from collections import deque
 RESERVED = 4
 
 
-class Budget:
-    """The permits shared by all of a process's streams (``max_in_flight_total``)."""
+class Permits:
+    """A count of permits handed to waiters in arrival order. One waiter may wait on several
+    pools at once: the first pool to free a permit wakes it (the result names that pool) and
+    the others skip it once it is done. Used for the budget shared by all of a process's
+    streams and for each stream's reserved slots."""
 
     def __init__(self, permits: int) -> None:
         self.free = permits
-        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._waiters: deque[asyncio.Future[Permits]] = deque()
 
     def take(self) -> bool:
         """Take a permit if one is free now."""
@@ -31,8 +34,8 @@ class Budget:
             return True
         return False
 
-    def wait(self, waiter: asyncio.Future[bool]) -> None:
-        """Hand the next returned permit to ``waiter`` (its result becomes True)."""
+    def wait(self, waiter: asyncio.Future[Permits]) -> None:
+        """Hand the next returned permit to ``waiter``."""
         self._waiters.append(waiter)
 
     def give(self) -> None:
@@ -40,7 +43,7 @@ class Budget:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(True)
+                waiter.set_result(self)
                 return
         self.free += 1
 
@@ -48,12 +51,11 @@ class Budget:
 class Slots:
     """One stream's delivery slots, drawing on a budget shared with the other streams."""
 
-    def __init__(self, limit: int, budget: Budget, reserved: int = RESERVED) -> None:
+    def __init__(self, limit: int, budget: Permits, reserved: int = RESERVED) -> None:
         self.limit = limit
         self._own = asyncio.Semaphore(limit)
         self._budget = budget
-        self._reserved_free = min(reserved, limit)
-        self._reserved_waiters: deque[asyncio.Future[bool]] = deque()
+        self._reserved = Permits(min(reserved, limit))
         self._held = 0
         self._borrowed = 0  # held slots that took a budget permit; the rest took a reserved one
 
@@ -67,48 +69,37 @@ class Slots:
         comes first."""
         await self._own.acquire()
         try:
-            borrowed = await self._reserved_or_budget()
+            pool = await self._reserved_or_budget()
         except BaseException:
             self._own.release()
             raise
-        self._borrowed += borrowed
+        self._borrowed += pool is self._budget
         self._held += 1
 
-    async def _reserved_or_budget(self) -> bool:
-        """Take a reserved slot (False) or a budget permit (True)."""
-        if self._reserved_free > 0:
-            self._reserved_free -= 1
-            return False
-        if self._budget.take():
-            return True
+    async def _reserved_or_budget(self) -> Permits:
+        """Take a reserved slot or a budget permit; returns the pool it came from."""
+        for pool in (self._reserved, self._budget):
+            if pool.take():
+                return pool
         # Both taken: one waiter queued on both, woken by whichever frees first (a reserved
         # slot when one of this stream's deliveries ends, a permit when any stream's borrowed
-        # delivery ends); the other queue skips it once it is done.
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._reserved_waiters.append(waiter)
+        # delivery ends).
+        waiter: asyncio.Future[Permits] = asyncio.get_running_loop().create_future()
+        self._reserved.wait(waiter)
         self._budget.wait(waiter)
         try:
             return await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():  # handed a slot, then cancelled
-                self._give_back(waiter.result())
+                waiter.result().give()
             raise
-
-    def _give_back(self, borrowed: bool) -> None:
-        if borrowed:
-            self._budget.give()
-            return
-        while self._reserved_waiters:
-            waiter = self._reserved_waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(False)
-                return
-        self._reserved_free += 1
 
     def release(self) -> None:
         """Give a slot back: a borrowed permit first, so the budget frees up for others."""
         self._held -= 1
-        borrowed = self._borrowed > 0
-        self._borrowed -= borrowed
-        self._give_back(borrowed)
+        if self._borrowed:
+            self._borrowed -= 1
+            self._budget.give()
+        else:
+            self._reserved.give()
         self._own.release()

@@ -29,7 +29,7 @@ DEFAULT_RETRY_SCHEDULE = ("5s", "30s", "2m", "10m", "1h", "6h", "24h")
 # Producers' record batches are kept to this size (librdkafka's default is 1 MB). A consumer
 # fetch returns a partition's first batch whole whatever its fetch limits, so the batch size
 # bounds what each of the dispatcher's per-stream consumers prefetches: with 1 MB batches a
-# hundred consumers held ~250 MB of prefetched records, with 64 KB about 25 MB.
+# hundred consumers held ~250 MB of prefetched records.
 RECORD_BATCH_BYTES = 32 * 1024
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dispatcher.slots import Budget, Slots
+from dispatcher.slots import Permits, Slots
 
 
 async def _acquired(slots: Slots) -> bool:
@@ -17,7 +17,7 @@ async def _acquired(slots: Slots) -> bool:
 
 
 async def test_a_stream_never_exceeds_its_own_limit() -> None:
-    slots = Slots(3, Budget(100))
+    slots = Slots(3, Permits(100))
     for _ in range(3):
         assert await _acquired(slots)
     assert not await _acquired(slots)
@@ -27,7 +27,7 @@ async def test_a_stream_never_exceeds_its_own_limit() -> None:
 
 
 async def test_slots_beyond_the_reserved_ones_draw_on_the_shared_budget() -> None:
-    budget = Budget(2)
+    budget = Permits(2)
     a, b = Slots(10, budget, reserved=1), Slots(10, budget, reserved=1)
     assert await _acquired(a)  # reserved: the budget is untouched
     assert budget.free == 2
@@ -41,7 +41,7 @@ async def test_slots_beyond_the_reserved_ones_draw_on_the_shared_budget() -> Non
 
 
 async def test_a_hung_neighbour_cannot_starve_the_reserved_slots() -> None:
-    budget = Budget(8)
+    budget = Permits(8)
     hung = Slots(64, budget, reserved=4)
     while await _acquired(hung):
         pass
@@ -52,7 +52,7 @@ async def test_a_hung_neighbour_cannot_starve_the_reserved_slots() -> None:
 
 
 async def test_every_permit_returns_once_all_slots_are_released() -> None:
-    budget = Budget(5)
+    budget = Permits(5)
     slots = Slots(20, budget, reserved=3)
     held = 0
     while await _acquired(slots):
@@ -74,7 +74,7 @@ async def test_every_permit_returns_once_all_slots_are_released() -> None:
 async def test_a_stream_waiting_on_a_spent_budget_takes_its_own_reserved_slot_when_it_frees() -> (
     None
 ):
-    budget = Budget(2)
+    budget = Permits(2)
     hung = Slots(64, budget, reserved=1)
     for _ in range(3):
         assert await _acquired(hung)  # its reserved slot and the whole budget
@@ -96,7 +96,7 @@ async def test_a_stream_waiting_on_a_spent_budget_takes_its_own_reserved_slot_wh
 
 
 async def test_cancelled_while_waiting_for_either_gives_everything_back() -> None:
-    budget = Budget(1)
+    budget = Permits(1)
     other = Slots(8, budget, reserved=0)
     assert await _acquired(other)  # the whole budget
     slots = Slots(8, budget, reserved=1)
