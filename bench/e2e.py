@@ -114,8 +114,10 @@ IN_FLIGHT = int(DeliverySettings.model_fields["max_in_flight"].default)
 #: Distinct sample events built up front; each produce copies one with a fresh id and time.
 POOL_SIZE = 256
 WARMUP_EVENTS = 6
-#: Events through a fresh embedded broker before any scenario (see ``warm_up_broker``).
-WARMUP_BROKER_EVENTS = 30_000
+#: Events through a fresh embedded broker before any scenario (see ``warm_up_broker``). The
+#: JVM's compiler threads were still taking 0.2-0.4 of a core until ~130,000 events had
+#: passed (per-thread CPU from /proc during a run), so 30,000 left that inside the 1-stream run.
+WARMUP_BROKER_EVENTS = 150_000
 #: The dead endpoint's stream gives up on an attempt after this long; it never auto-disables.
 DEAD_TIMEOUT = timedelta(seconds=1)
 #: Without progress for this long a run is declared stuck.

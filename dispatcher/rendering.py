@@ -10,6 +10,7 @@ keys are unordered, so the body is the same event as
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,7 +39,11 @@ class RenderCache:
     def __init__(self, codec: AvroCodec, size: int = 8192) -> None:
         self._codec = codec
         self._size = size
-        self._entries: dict[tuple[bytes, str | None], Rendered | ContractError] = {}
+        # OrderedDict: evicting the oldest is O(1) (a dict's next(iter()) scans the slots its
+        # deletions left at the front, ~2 µs per delivery at this size).
+        self._entries: OrderedDict[tuple[bytes, str | None], Rendered | ContractError] = (
+            OrderedDict()
+        )
 
     def render(self, value: bytes, purpose: str | None) -> Rendered:
         """The rendered event for these record bytes; raises the record's ContractError."""
@@ -52,7 +57,7 @@ class RenderCache:
                 entry = exc
             self._entries[key] = entry
             if len(self._entries) > self._size:
-                del self._entries[next(iter(self._entries))]
+                self._entries.popitem(last=False)
         if isinstance(entry, ContractError):
             raise entry
         return entry

@@ -269,13 +269,17 @@ class EventProducer(_LifecycleMethods[str]):
         """Send one event; return its id. ``wait=True`` blocks until Kafka acknowledges it and
         raises :class:`~producer.errors.DeliveryFailedError` if it does not."""
         encoded = self._core.encode(event)
-        done: Future[None] = Future()
+        # A future (a lock and a condition) only for a caller who waits on it.
+        done: Future[None] | None = Future() if wait else None
 
         def on_done(error: BaseException | None) -> None:
+            if error is not None:
+                self._failures.append(error)
+            if done is None:
+                return
             if error is None:
                 done.set_result(None)
             else:
-                self._failures.append(error)
                 done.set_exception(error)
 
         deadline = time.monotonic() + self._buffer_timeout
@@ -285,7 +289,7 @@ class EventProducer(_LifecycleMethods[str]):
                     f"the producer buffer stayed full for {self._buffer_timeout}s"
                 )
             time.sleep(0.005)
-        if wait:
+        if done is not None:
             done.result(timeout)
         return event.id
 

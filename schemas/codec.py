@@ -40,6 +40,7 @@ from schemas.errors import (
     UnknownSchemaError,
 )
 from schemas.models import LifecycleEvent, parse_event
+from schemas.union_hints import Hint, union_hints
 
 if TYPE_CHECKING:  # imported when a registry is used: the client pulls in ~25 MB of modules
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -94,6 +95,7 @@ class AvroCodec:
         self._by_fingerprint: dict[bytes, _Reader] = {}
         self._by_schema_id: dict[int, _Reader] = {}
         self._schema_ids: dict[tuple[str, int], int] = {}
+        self._hints: dict[bytes, Hint | None] = {}
 
     @property
     def catalog(self) -> SchemaCatalog:
@@ -127,7 +129,11 @@ class AvroCodec:
         out = io.BytesIO()
         out.write(header)
         record = event.model_dump(by_alias=True, context=AVRO_CONTEXT)
-        schemaless_writer(out, schema.parsed, record)
+        try:
+            hint = self._hints[schema.fingerprint]
+        except KeyError:
+            hint = self._hints[schema.fingerprint] = union_hints(schema.parsed)
+        schemaless_writer(out, schema.parsed, record if hint is None else hint(record))
         return out.getvalue()
 
     def decode(self, payload: bytes) -> LifecycleEvent:

@@ -29,6 +29,14 @@ def test_ids_do_not_repeat() -> None:
     assert len({new_event_id() for _ in range(10_000)}) == 10_000
 
 
+def test_every_position_of_the_random_part_varies_over_the_whole_alphabet() -> None:
+    """No position is fixed or narrowed (a leading zero, a short draw): over 5,000 ids each
+    of the 22 positions shows nearly all 62 characters."""
+    tails = [new_event_id()[4:] for _ in range(5_000)]
+    for position in range(22):
+        assert len({tail[position] for tail in tails}) >= 60, position
+
+
 def test_fresh_ids_validate_as_their_own_kind_only() -> None:
     """An event id is not a stream id and vice versa."""
     assert is_event_id(new_event_id())
