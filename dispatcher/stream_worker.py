@@ -57,15 +57,16 @@ class CommittingWorker:
                 # One consumer per stream (a hundred in a process): keep librdkafka's
                 # prefetch queue and fetch responses small; its defaults (50 MB responses,
                 # 1 MB per partition) assume one consumer per process. The queue limit is per
-                # partition and a fetch returns a partition's first record batch whole
-                # (KIP-74), so each partition holds at most this plus one producer batch
-                # (RECORD_BATCH_BYTES, 32 KB): ~50 events of ~700 bytes, about 0.4 MB for a
-                # consumer of 6 partitions instead of 7 MB measured with 1 MB batches.
-                "queued.max.messages.kbytes": 32,
+                # partition, and a fetch still returns a partition's first record batch whole
+                # (KIP-74) however small the per-partition limit, so one fetch brings about
+                # one producer batch (RECORD_BATCH_BYTES) per partition. At 100 streams
+                # (bench/e2e.py) 32 KB for both limits peaked at ~260 MB, 16 KB/8 KB at
+                # ~186 MB (librdkafka's decompressed batches), with no loss of 1-stream rate.
+                "queued.max.messages.kbytes": 16,
                 "queued.min.messages": 500,
                 # A fetch response must still fit the largest event the producer accepts.
                 "fetch.max.bytes": fetch_bytes,
-                "max.partition.fetch.bytes": 32 * 1024,
+                "max.partition.fetch.bytes": 8 * 1024,
                 "message.max.bytes": fetch_bytes,  # librdkafka: must not exceed fetch.max.bytes
                 "receive.message.max.bytes": fetch_bytes + 64 * 1024,
                 "fetch.wait.max.ms": 100,
