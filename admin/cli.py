@@ -118,7 +118,7 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvloop
 
-    from dispatcher.memory import MemoryKeeper
+    from dispatcher.memory import MemoryKeeper, freeze_startup_objects
     from dispatcher.service import Dispatcher
     from producer.logs import configure_logging
 
@@ -127,6 +127,7 @@ def cmd_dispatcher_run(args: argparse.Namespace, settings: Settings) -> int:
     memory.start()
     try:
         dispatcher = Dispatcher(settings, shutdown_timeout=args.shutdown_timeout)
+        freeze_startup_objects()
         return uvloop.run(dispatcher.run_forever())
     finally:
         memory.stop()

@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far, all its threads."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
 class DispatcherProcess:
     """One dispatcher process for one benchmark scenario's settings."""
 
@@ -86,9 +93,7 @@ class DispatcherProcess:
 
     def cpu_seconds(self) -> float:
         """User plus system CPU seconds used so far, all threads."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        return process_cpu_seconds(self.pid)
 
     def peak_rss_mb(self) -> float:
         """The largest resident set so far (``VmHWM``), in MiB."""

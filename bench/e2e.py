@@ -72,7 +72,12 @@ from schemas.timestamps import utc_now  # noqa: E402
 
 # The bench's own modules, now that the project's packages are imported (and cached).
 sys.path.append(str(BENCH))
-from dispatcher_process import DispatcherProcess, Profiler, own_time  # noqa: E402
+from dispatcher_process import (  # noqa: E402
+    DispatcherProcess,
+    Profiler,
+    own_time,
+    process_cpu_seconds,
+)
 
 from receiver import ReceiverControl  # noqa: E402
 
@@ -88,8 +93,8 @@ def _bench_module(filename: str) -> Any:
     return module
 
 
-#: The given cluster, or an embedded broker on free ports that is removed afterwards.
-bootstrap_servers = _bench_module("producer.py").bootstrap_servers
+#: The given cluster, or an embedded broker on free ports (and its process id).
+embedded_broker = _bench_module("producer.py").embedded_broker
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,32 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return round(sorted_values[rank - 1], 1)
+
+
+class CpuBudget:
+    """CPU seconds each process on the machine spends during a run: the dispatcher, this
+    process (the producer library emitting the events, and the harness), the receiver and
+    the embedded broker. Reported per 1,000 deliveries and as cores busy, it shows how the
+    two cores are shared, which the ratio to the receiver ceiling does not."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self._start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        now = {name: process_cpu_seconds(pid) for name, pid in self._pids.items()}
+        now["producer and harness"] = time.process_time()
+        now["wall"] = time.perf_counter()
+        return now
+
+    def per_1k(self, deliveries: int) -> dict[str, float]:
+        """CPU seconds per 1,000 deliveries by process, and the cores busy on average."""
+        end = self._sample()
+        wall = end.pop("wall") - self._start["wall"]
+        used = {name: end[name] - self._start[name] for name in end}
+        figures = {name: round(cpu / deliveries * 1000, 3) for name, cpu in used.items()}
+        figures["cores_busy"] = round(sum(used.values()) / wall, 2)
+        return figures
 
 
 # one scenario's parts ------------------------------------------------------------------------
@@ -434,6 +465,8 @@ class Options:
     paced_seconds: float
     profile_dir: Path | None
     workdir: Path
+    #: The embedded broker's JVM (None for a cluster given with --bootstrap).
+    broker_pid: int | None = None
 
 
 def run_scenario(
@@ -457,8 +490,16 @@ def run_scenario(
         load_avg = os.getloadavg()[0]  # the machine may be shared: say how busy it was
         profiler = _profiler(rig, options)
         cpu_before = rig.dispatcher.cpu_seconds()
+        budget = CpuBudget(
+            {
+                "dispatcher": rig.dispatcher.pid,
+                "receiver": receiver.pid,
+                "broker": options.broker_pid,
+            }
+        )
         maximum = rig.timed_run(events, None)
         cpu = rig.dispatcher.cpu_seconds() - cpu_before
+        cpu_by_process = budget.per_1k(maximum.deliveries)
         profile = _stop_profiler(profiler)
         paced = []
         if spec.paced:
@@ -468,7 +509,11 @@ def run_scenario(
                 )
                 paced.append(rig.timed_run(paced_events, rate))
         rss = rig.dispatcher.peak_rss_mb()
-        extra: dict[str, Any] = {"duplicates": maximum.duplicates, "load_avg_1m": load_avg}
+        extra: dict[str, Any] = {
+            "duplicates": maximum.duplicates,
+            "load_avg_1m": load_avg,
+            "cpu_s_per_1k_by_process": cpu_by_process,
+        }
         if profile:
             extra["profile_top"] = profile
     finally:
@@ -682,6 +727,18 @@ def render(results: Sequence[Result], header: str) -> str:
             f"  {r.scenario:<13} receiver {r.receiver_ceiling_per_s:>9,.0f}/s   "
             f"consume {r.consume_ceiling_per_s:>10,.0f}/s   ratio uses {r.ceiling_per_s:,.0f}/s"
         )
+    budgets = [r for r in results if r.extra.get("cpu_s_per_1k_by_process")]
+    if budgets:
+        lines += [
+            "",
+            "CPU s per 1k deliveries during the max run, by process (cores busy of "
+            f"{os.cpu_count()}):",
+        ]
+        for r in budgets:
+            figures = dict(r.extra["cpu_s_per_1k_by_process"])
+            busy = figures.pop("cores_busy")
+            parts = ", ".join(f"{name} {value:.3f}" for name, value in figures.items())
+            lines.append(f"  {r.scenario:<13} {parts}; {busy:.2f} cores busy")
     for r in results:
         if r.scenario == "isolation":
             pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio" in k)
@@ -725,7 +782,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Result] = {}
     with (
         tempfile.TemporaryDirectory(prefix="tidings-e2e-logs-") as workdir,
-        bootstrap_servers(args.bootstrap) as servers,
+        embedded_broker(args.bootstrap) as (servers, broker_pid),
     ):
         options = Options(
             events=args.events,
@@ -733,6 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             paced_seconds=args.paced_seconds,
             profile_dir=args.profile,
             workdir=args.logs or Path(workdir),
+            broker_pid=broker_pid,
         )
         receiver = ReceiverControl().start()
         try:

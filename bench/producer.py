@@ -104,18 +104,26 @@ def time_produce(settings: Settings, events: Sequence[LifecycleEvent]) -> float:
 
 
 @contextlib.contextmanager
-def bootstrap_servers(given: str | None) -> Iterator[str]:
-    """The given cluster, or an embedded broker on free ports that is removed afterwards."""
+def embedded_broker(given: str | None) -> Iterator[tuple[str, int | None]]:
+    """The given cluster (no process id), or an embedded broker on free ports and its JVM's
+    process id; the broker and its data are removed afterwards."""
     if given:
-        yield given
+        yield given, None
         return
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as data_dir:
         broker = LocalBroker(port=free_port(), controller_port=free_port(), data_dir=Path(data_dir))
         try:
             broker.start()
-            yield broker.bootstrap_servers
+            yield broker.bootstrap_servers, broker.pid()
         finally:
             broker.stop()
+
+
+@contextlib.contextmanager
+def bootstrap_servers(given: str | None) -> Iterator[str]:
+    """The given cluster, or an embedded broker on free ports that is removed afterwards."""
+    with embedded_broker(given) as (servers, _pid):
+        yield servers
 
 
 def run(events: int, bootstrap: str | None) -> Result:

@@ -65,6 +65,11 @@ def test_one_stream_run_delivers_every_event_and_prints_its_figures(
     assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
     assert figures["cpu_s_per_1k"] > 0
     assert figures["rss_mb"] > 10
+    budget = figures["extra"]["cpu_s_per_1k_by_process"]
+    assert budget.keys() == {"dispatcher", "receiver", "producer and harness", "cores_busy"}
+    assert budget["dispatcher"] > 0
+    assert budget["producer and harness"] > 0
+    assert budget["cores_busy"] > 0
     [paced] = figures["paced"]
     assert paced["offered_per_s"] == 1000
     assert paced["deliveries"] == paced["events"] == 200
