@@ -74,7 +74,12 @@ async def test_kill_9_five_times_during_a_flaky_run_loses_nothing(
     try:
         producing = asyncio.create_task(asyncio.to_thread(produce_events, settings, EVENTS))
         for threshold in thresholds:
-            await receiver.wait_until(lambda t=threshold: len(receiver.requests) >= t, 90)
+            try:
+                await receiver.wait_until(lambda t=threshold: len(receiver.requests) >= t, 90)
+            except AssertionError:
+                log = tmp_path / "dispatcher.log"
+                print(errors_in(log) or log.read_text(errors="replace")[-5000:])
+                raise
             dispatcher.kill()
             print(f"killed at {len(receiver.requests)} requests, t={time.monotonic() - t0:.1f}s")
             dispatcher.start()
