@@ -5,12 +5,20 @@ pauses that partition, rewinds to the head and resumes when it is due. Records o
 all wait the same delay, so each partition is in due order and the head is the next due.
 Due records are attempted concurrently; offsets are committed only up to the lowest
 unfinished record, so a restart resumes every record still waiting.
+
+The resume timer is rounded up to the tier's grain (a tenth of its delay, at most a second):
+records due within one grain are attempted together after one pause/seek/resume cycle,
+instead of a cycle per record. Each cycle holds the GIL in librdkafka calls (p99 ~2 ms
+measured) and fetches the rewound records again: under a steady trickle of failures (a dead
+endpoint) per-record cycles cost the healthy streams' latency. A retry is never early and at
+most a grain late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +39,18 @@ log = structlog.get_logger(__name__)
 
 #: At most this many retry records in flight per tier (memory bound across all streams).
 MAX_TIER_IN_FLIGHT = 2000
+#: A tier's resume timer is rounded up to a multiple of its delay over this (see above) ...
+GRAIN_DIVISOR = 10
+#: ... and the grain is never coarser than this.
+MAX_GRAIN = timedelta(seconds=1)
+
+
+def resume_after(due: datetime, now: datetime, grain: timedelta) -> float:
+    """Seconds until a paused partition whose head is ``due`` resumes: never before it is due,
+    rounded up to a whole number of grains."""
+    wait = max(0.0, (due - now).total_seconds())
+    step = grain.total_seconds()
+    return math.ceil(wait / step) * step if step > 0 else wait
 
 
 class TierWorker(CommittingWorker):
@@ -49,6 +69,7 @@ class TierWorker(CommittingWorker):
             settings, engine, group_id=settings.topic(name), topic=settings.retry_topic(delay)
         )
         self.delay = delay
+        self.grain = min(delay / GRAIN_DIVISOR, MAX_GRAIN)
         self._runtime_of = runtime_of
         self._is_deleted = is_deleted
         self._paused: set[int] = set()
@@ -100,7 +121,7 @@ class TierWorker(CommittingWorker):
         consumer.consumer.pause([tp])
         consumer.consumer.seek(tp)
         self._paused.add(partition)
-        wait = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        wait = resume_after(due, datetime.now(UTC), self.grain)
         asyncio.get_running_loop().call_later(wait, self._resume, partition)
 
     def _resume(self, partition: int) -> None:
