@@ -1,7 +1,8 @@
 """The delivery engine: attempt one job for one stream and route the outcome.
 
-Success is logged; a retryable failure goes to the next retry tier (or the dead-letter topic
-once the schedule is exhausted); a permanent failure goes to the dead-letter topic; a 410
+Success is logged (and widens a stream narrowed while its endpoint did not answer, see
+:mod:`dispatcher.slots`); a retryable failure goes to the next retry tier (or the dead-letter
+topic once the schedule is exhausted); a permanent failure goes to the dead-letter topic; a 410
 dead-letters and disables the stream. Every attempt is written to the delivery log. The job
 counts as finished (its offset may be committed) only once its next home has acknowledged
 it, so a crash can repeat an attempt but never lose one.
@@ -24,7 +25,7 @@ from dispatcher.metrics import DispatcherMetrics
 from dispatcher.outcome import Outcome, OutcomeKind
 from dispatcher.rendering import RenderCache
 from dispatcher.retry_delay import next_delay
-from dispatcher.slots import Slots
+from dispatcher.slots import NARROW_AFTER, Slots
 from dispatcher.streams import Stream
 from producer.config import Settings
 from schemas.codec import AvroCodec
@@ -109,6 +110,10 @@ class Engine:
         now = datetime.now(UTC)
         if outcome.kind is OutcomeKind.SUCCESS:
             runtime.consecutive_failures = 0
+            if runtime.slots.widen():
+                log.info(
+                    "endpoint_answering", stream_id=job.stream_id, in_flight=runtime.slots.limit
+                )
             self._log_attempt(job, "success", outcome, duration_ms, now, None, event_time)
             metrics = self._metrics.for_stream(job.stream_id)
             metrics.succeeded.inc()
@@ -119,6 +124,15 @@ class Engine:
         bound = log.bind(stream_id=job.stream_id, event_id=job.event_id, attempt=job.attempts + 1)
         failed = job.failed(outcome.error, outcome.http_status, now)
         runtime.consecutive_failures += 1
+        unanswered = outcome.kind is OutcomeKind.RETRYABLE and outcome.http_status is None
+        if unanswered and runtime.consecutive_failures >= NARROW_AFTER and runtime.slots.narrow():
+            log.warning(
+                "endpoint_not_answering",
+                stream_id=job.stream_id,
+                consecutive_failures=runtime.consecutive_failures,
+                in_flight=1,
+                error=outcome.error,
+            )
         next_at: datetime | None = None
         if outcome.kind is OutcomeKind.RETRYABLE:
             plan = next_delay(runtime.schedule, failed.attempts, outcome)
