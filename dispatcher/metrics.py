@@ -73,6 +73,13 @@ class DispatcherMetrics:
             ["stream"],
             registry=self.registry,
         )
+        self.in_flight_limit = Gauge(
+            "tidings_stream_in_flight_limit",
+            "Deliveries the stream may have in flight now: its max_in_flight, or fewer while "
+            "its endpoint does not answer.",
+            ["stream"],
+            registry=self.registry,
+        )
         self._streams: dict[str, StreamMetrics] = {}
 
     def for_stream(self, stream_id: str) -> StreamMetrics:
@@ -87,10 +94,11 @@ class DispatcherMetrics:
         return children
 
     def forget_stream(self, stream_id: str) -> None:
-        """Drop the lag gauge of a stream that no longer runs here (its counters stay)."""
+        """Drop the gauges of a stream that no longer runs here (its counters stay)."""
         self._streams.pop(stream_id, None)
-        with contextlib.suppress(KeyError):
-            self.consumer_lag.remove(stream_id)
+        for gauge in (self.consumer_lag, self.in_flight_limit):
+            with contextlib.suppress(KeyError):
+                gauge.remove(stream_id)
 
     async def handle(self, _request: web.Request) -> web.Response:
         """The ``/metrics`` endpoint."""

@@ -148,6 +148,8 @@ class Dispatcher:
             # The old client finishes what it holds, then lets go of its connections.
             self._closing.add(asyncio.create_task(previous.client.close()))
         self.runtimes[stream.id] = runtime
+        slots = runtime.slots
+        self.metrics.in_flight_limit.labels(stream.id).set_function(lambda: slots.width)
         return runtime
 
     async def _stop_worker(self, stream_id: str) -> None:

@@ -48,6 +48,9 @@ async def test_an_endpoint_that_stops_answering_gets_one_request_at_a_time_until
         await until(lambda: stream.id in dispatcher.runtimes, timeout=15)
         slots = dispatcher.runtimes[stream.id].slots
         await until(lambda: slots.width == 1, timeout=15)
+        limit = {"stream": stream.id}
+        gauge = dispatcher.metrics.registry.get_sample_value
+        assert gauge("tidings_stream_in_flight_limit", limit) == 1
         window_start, before = time.monotonic(), len(started)
         await asyncio.sleep(WINDOW_S)  # a measuring window, not a wait for a condition
         rate = (len(started) - before) / (time.monotonic() - window_start)
@@ -57,4 +60,5 @@ async def test_an_endpoint_that_stops_answering_gets_one_request_at_a_time_until
         answering = True
         await receiver.wait_until(lambda: set(ids) <= receiver.delivered_ids(), timeout=60)
         await until(lambda: slots.width == IN_FLIGHT, timeout=10)
+        assert gauge("tidings_stream_in_flight_limit", limit) == IN_FLIGHT
     print(f"\nnarrowed: {rate:.1f} requests/s over {WINDOW_S:g}s; {len(started)} requests in all")
