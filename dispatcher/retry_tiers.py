@@ -39,9 +39,9 @@ log = structlog.get_logger(__name__)
 
 #: At most this many retry records in flight per tier (memory bound across all streams).
 MAX_TIER_IN_FLIGHT = 2000
-#: A tier's resume timer is rounded up to a multiple of its delay over this (see above) ...
+#: A tier's grain (see above) is its delay divided by this ...
 GRAIN_DIVISOR = 10
-#: ... and the grain is never coarser than this.
+#: ... and never coarser than this.
 MAX_GRAIN = timedelta(seconds=1)
 
 
