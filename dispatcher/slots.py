@@ -23,12 +23,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import TypeVar
 
 #: Slots of each stream that do not draw on the shared budget.
 RESERVED = 4
 #: Failed attempts in a row before unanswered ones start narrowing a stream: an endpoint that
 #: times out now and then (but answers the rest) keeps its full concurrency.
 NARROW_AFTER = 8
+
+T = TypeVar("T")
+
+
+def _wake_first(waiters: deque[asyncio.Future[T]], value: T) -> bool:
+    """Resolve the first waiter still waiting with ``value``; False if none is."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(value)
+            return True
+    return False
 
 
 class Permits:
@@ -54,12 +67,8 @@ class Permits:
 
     def give(self) -> None:
         """Return a permit: to the first waiter still waiting, else to the pool."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(self)
-                return
-        self.free += 1
+        if not _wake_first(self._waiters, self):
+            self.free += 1
 
 
 class Slots:
@@ -153,8 +162,4 @@ class Slots:
 
     def _wake_narrowed(self) -> None:
         """Let the first waiter for the width re-check it (it waits again if still too many)."""
-        while self._narrowed:
-            waiter = self._narrowed.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        _wake_first(self._narrowed, None)
