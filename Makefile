@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka chromium lint test test-fast run bench clean
+.PHONY: install kafka chromium postgres lint test test-fast run bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,17 @@ kafka: install
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Debian's PostgreSQL server binaries; the tests run private clusters from them on free ports
+# (never the system service).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint kafka chromium
+test: lint kafka chromium postgres
 	$(BIN)/pytest -q
 
 run: kafka

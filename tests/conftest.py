@@ -12,6 +12,7 @@ from admin.broker import LocalBroker
 from admin.topics import ensure_all
 from dispatcher.secret_box import generate_key
 from kafka_testkit import running_broker
+from postgres_kit import PostgresServer, running_postgres
 from producer.config import Settings, load_settings
 from receiver import Receiver
 
@@ -29,6 +30,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
 def kafka_admin(kafka_broker: LocalBroker) -> AdminClient:
     """An admin client for the session broker."""
     return AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """The session's private PostgreSQL server (started on first use, shared by the tests that
+    need one; each takes a database of its own from ``pg_dsn``)."""
+    yield from running_postgres()
+
+
+@pytest.fixture
+def pg_dsn(postgres_server: PostgresServer) -> str:
+    """The DSN of a new, empty database on the session's PostgreSQL server."""
+    return postgres_server.create_database()
 
 
 @pytest.fixture
