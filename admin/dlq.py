@@ -54,11 +54,12 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from admin.timeparse import parse_time
-from dispatcher.jobs import Job, header_map
+from dispatcher.jobs import Job
 from dispatcher.subscriptions import matches, validate_pattern
 from producer.config import Settings
 from schemas import constants
 from schemas.ids import is_event_id, is_stream_id
+from schemas.record_headers import RecordHeaders
 from schemas.timestamps import format_rfc3339_millis
 
 #: Seconds any one command may spend reading or writing Kafka before giving up.
@@ -91,13 +92,6 @@ def reports_errors(handler: CliHandler) -> CliHandler:
 
 
 # dead letters and purge markers ------------------------------------------------------------
-def _from_ms(value: bytes | None) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
-    except ValueError:
-        return None
-
-
 def _iso(value: datetime | None) -> str | None:
     return format_rfc3339_millis(value) if value is not None else None
 
@@ -107,12 +101,12 @@ class DeadLetter:
     """One record of the dead-letter topic with its headers decoded."""
 
     message: Message
-    headers: dict[str, bytes]
+    headers: RecordHeaders
 
     @classmethod
     def of(cls, message: Message) -> DeadLetter:
         """Wrap a consumed record."""
-        return cls(message, header_map(message))
+        return cls(message, RecordHeaders.of(message))
 
     @property
     def partition(self) -> int:
@@ -125,7 +119,7 @@ class DeadLetter:
         return self.message.offset() or 0
 
     def _text(self, name: str) -> str:
-        return self.headers.get(name, b"").decode(errors="replace")
+        return self.headers.text(name)
 
     @property
     def stream_id(self) -> str:
@@ -150,7 +144,7 @@ class DeadLetter:
     @property
     def failed_at(self) -> datetime:
         """When it was dead-lettered: the last failure, else the record's timestamp."""
-        at = _from_ms(self.headers.get(constants.HEADER_LAST_FAILURE_AT))
+        at = self.headers.time_ms(constants.HEADER_LAST_FAILURE_AT)
         if at is not None:
             return at
         _kind, stamp = self.message.timestamp()
@@ -185,7 +179,7 @@ class DeadLetter:
             "original_topic": job.origin_topic,
             "original_partition": job.origin_partition,
             "original_offset": job.origin_offset,
-            "headers": {k: v.decode(errors="replace") for k, v in self.headers.items()},
+            "headers": {k: v.decode(errors="replace") for k, v in self.headers.raw.items()},
         }
 
 
@@ -197,9 +191,9 @@ def marker_headers(partition: int, offset: int, reason: str) -> list[tuple[str, 
     ]
 
 
-def marked_record(headers: dict[str, bytes]) -> tuple[int, int] | None:
+def marked_record(headers: RecordHeaders) -> tuple[int, int] | None:
     """The ``(partition, offset)`` a purge marker names; None for a malformed value."""
-    partition, _sep, offset = headers.get(constants.HEADER_PURGED, b"").partition(b":")
+    partition, _sep, offset = headers.text(constants.HEADER_PURGED).partition(":")
     try:
         return int(partition), int(offset)
     except ValueError:

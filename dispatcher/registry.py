@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
@@ -20,6 +21,7 @@ from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.secret_box import SecretBox
 from dispatcher.streams import Stream
 from producer.config import Settings
+from schemas.ids import is_stream_id
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +79,16 @@ class RegistryWriter:
 OnChange = Callable[[set[str]], Awaitable[None]]
 
 
+def registry_key(message: Any) -> str | None:
+    """A registry record's key (a stream id), or None when it is not one: anything can write
+    to the topic, and a key that is not a stream id names no stream."""
+    try:
+        key = (message.key() or b"").decode()
+    except UnicodeDecodeError:
+        return None
+    return key if is_stream_id(key) else None
+
+
 class RegistryView:
     """The current streams, rebuilt from the registry topic and kept up to date."""
 
@@ -123,7 +135,10 @@ class RegistryView:
                 for message in messages:
                     if message.error() is not None:
                         continue
-                    key = (message.key() or b"").decode()
+                    key = registry_key(message)
+                    if key is None:
+                        log.error("registry_key_invalid", offset=message.offset())
+                        continue
                     if self._apply(key, message.value()):
                         changed.add(key)
                 if not self.caught_up.is_set() and self._reached(consumer, topic, ends):
@@ -154,6 +169,9 @@ class RegistryView:
             # Field paths only: the message would echo input values, which may be secrets.
             fields = [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
             log.error("registry_record_invalid", stream_id=key, fields=fields)
+            return self.streams.pop(key, None) is not None
+        except Exception as exc:  # written by someone else: never let it stop the registry
+            log.error("registry_record_invalid", stream_id=key, error=type(exc).__name__)
             return self.streams.pop(key, None) is not None
         self.streams[key] = stream
         return True

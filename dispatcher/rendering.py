@@ -25,6 +25,10 @@ class Rendered:
 
     body: bytes
     time: datetime
+    #: The event's own id and type, from its body (the record's headers may lack or
+    #: contradict them).
+    event_id: str
+    event_type: str
 
     def for_stream(self, stream_id: str) -> bytes:
         """The delivery body for one stream (``a0stream`` inserted first)."""
@@ -52,7 +56,12 @@ class RenderCache:
         if entry is None:
             try:
                 record = self._codec.decode_record(value)
-                entry = Rendered(render_record_json(record, purpose=purpose), record["time"])
+                entry = Rendered(
+                    render_record_json(record, purpose=purpose),
+                    record["time"],
+                    str(record["id"]),
+                    str(record["type"]),
+                )
             except ContractError as exc:
                 entry = exc
             self._entries[key] = entry

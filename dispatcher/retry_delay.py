@@ -22,11 +22,8 @@ class RetryPlan:
 
     #: Index into the schedule: the retry tier (topic) the record is handed to.
     tier_index: int
-    #: That tier's own, fixed delay.
+    #: That tier's own, fixed delay: exactly how long the record waits, counted from now.
     delay: timedelta
-    #: How long to actually wait before the next attempt, counted from now: the tier delay,
-    #: or a longer wait the receiver asked for with ``Retry-After`` (at most twice the tier).
-    not_before: timedelta
 
 
 def next_delay(schedule: Sequence[timedelta], attempt: int, outcome: Outcome) -> RetryPlan | None:
@@ -37,12 +34,14 @@ def next_delay(schedule: Sequence[timedelta], attempt: int, outcome: Outcome) ->
     ``outcome`` must be retryable: a permanent or gone outcome never reaches a retry tier, and
     asking for a delay for one is a bug in the caller, so it raises ``ValueError``.
 
-    ``Retry-After`` is clamped to ``[tier delay, 2 x tier delay]``. It cannot shorten the
-    wait, because a tier is a topic with one fixed delay whose consumer holds records until
-    that delay has passed; records in it are never delivered early. It may lengthen the wait
-    (the record carries its own due time, and the tier consumer holds it until then), but only
-    up to twice the tier delay, so a receiver answering ``Retry-After: 86400`` cannot park a
-    record far beyond the schedule the stream was promised; later tiers give it more time.
+    ``Retry-After`` chooses the tier, never the wait within one: the record goes to the
+    longest tier, from the one the schedule is at onwards, whose delay does not exceed what
+    the receiver asked, and waits exactly that tier's delay. Every record of a tier partition
+    therefore waits the same delay after it was written, so the partition stays in due order
+    and no stretched record holds up another stream's earlier-due one. A receiver can never
+    shorten a wait (a tier delivers nothing early) nor park a record longer than the
+    schedule's longest tier, whatever it sends (``Retry-After: 100000000000000`` included).
+    The attempt count goes on by one, so the number of retries is the schedule's.
     """
     if outcome.kind is not OutcomeKind.RETRYABLE:
         raise ValueError(f"only retryable outcomes are retried, not {outcome.kind.value!r}")
@@ -51,20 +50,20 @@ def next_delay(schedule: Sequence[timedelta], attempt: int, outcome: Outcome) ->
     if attempt > len(schedule):
         return None
     tier_index = attempt - 1
-    delay = schedule[tier_index]
-    if delay < timedelta(0):
-        raise ValueError(f"retry tier {tier_index} has a negative delay: {delay}")
-    not_before = delay
-    if outcome.retry_after is not None:
-        asked = timedelta(seconds=outcome.retry_after)
-        not_before = min(max(asked, delay), 2 * delay)
-    return RetryPlan(tier_index=tier_index, delay=delay, not_before=not_before)
+    if schedule[tier_index] < timedelta(0):
+        raise ValueError(f"retry tier {tier_index} has a negative delay: {schedule[tier_index]}")
+    asked = outcome.retry_after
+    if asked is not None:
+        # Compared as seconds: a huge value cannot be a timedelta (it overflows).
+        while tier_index + 1 < len(schedule) and schedule[tier_index + 1].total_seconds() <= asked:
+            tier_index += 1
+    return RetryPlan(tier_index=tier_index, delay=schedule[tier_index])
 
 
 def total_retry_span(schedule: Sequence[timedelta]) -> timedelta:
-    """Return the time from the first failure to the last retry when no tier is stretched.
+    """Return the time from the first failure to the last retry when no tier is skipped to.
 
     This is the sum of the tier delays (delivery time itself not counted). ``Retry-After`` can
-    stretch each tier to at most twice its delay, so the longest possible span is twice this.
+    send a record to a later tier, so one retry may wait up to the longest tier's delay.
     """
     return sum(schedule, timedelta(0))

@@ -19,26 +19,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 
-from dispatcher.engine import Engine, StreamRuntime
-from dispatcher.jobs import Job, due_at, header_map
+from dispatcher.engine import End, Engine, StreamRuntime
+from dispatcher.jobs import Job, due_at
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.stream_worker import FETCH_BATCH, CommittingWorker
 from producer.config import Settings
 from producer.durations import format_duration
 from schemas import constants
 from schemas.ids import is_stream_id
+from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
 
-#: At most this many retry records in flight per tier (memory bound across all streams).
-MAX_TIER_IN_FLIGHT = 2000
+#: At most this many records fetched from one tier and not yet ended: the memory bound of a
+#: tier (about 2 KB each). Attempts themselves are bounded by each stream's slots and the
+#: process budget; a record waiting for its stream's slot (a stream narrowed by an endpoint
+#: that hangs) holds only this, so other streams' retries pass it until this many wait.
+MAX_TIER_HELD = 20_000
 #: A tier's grain (see above) is its delay divided by this ...
 GRAIN_DIVISOR = 10
 #: ... and never coarser than this.
@@ -74,7 +78,7 @@ class TierWorker(CommittingWorker):
         self._is_deleted = is_deleted
         self._paused: set[int] = set()
         self._resuming: set[asyncio.Task[None]] = set()
-        self._in_flight = asyncio.Semaphore(MAX_TIER_IN_FLIGHT)
+        self._held = asyncio.Semaphore(MAX_TIER_HELD)
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """A fresh assignment is not paused.
@@ -101,7 +105,8 @@ class TierWorker(CommittingWorker):
         try:
             while not self.stopping:
                 rewound: set[int] = set()  # partitions rewound while handling this batch
-                for message in await consumer.consume(FETCH_BATCH, 0.2):
+                batch = self.take_early() or await consumer.consume(FETCH_BATCH, 0.2)
+                for message in batch:
                     if self.stopping:
                         break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:
@@ -146,6 +151,10 @@ class TierWorker(CommittingWorker):
         except Exception as exc:
             log.debug("resume_skipped", partition=partition, error=str(exc))
 
+    def paused_partitions(self) -> set[int]:
+        """Partitions paused until their head record is due."""
+        return set(self._paused)
+
     async def _handle(self, message: Any, rewound: set[int]) -> None:
         partition, offset = message.partition(), message.offset()
         if partition in self._paused or partition in rewound:
@@ -153,41 +162,42 @@ class TierWorker(CommittingWorker):
             # enough: the resume timer can fire while this batch waits for an in-flight slot,
             # and handling the rest of the batch would then skip the rewound record.
             return
-        headers = header_map(message)
-        try:
-            due = due_at(headers)
-            job = Job.from_retry(message, headers)
-            if not is_stream_id(job.stream_id):
-                raise ValueError("no valid stream id header")
-        except ValueError as exc:
+        headers = RecordHeaders.of(message)
+        job = Job.from_retry(message, headers)
+        if not is_stream_id(job.stream_id):
             self.add(partition, offset)
-            reason = f"poison retry record: {exc}"
-            dead = self.engine.dead_letter(Job.unreadable(message), reason, datetime.now(UTC))
-            self.spawn(dead, partition, offset)
+            self.fetched += 1
+            unreadable = Job.unreadable(message)
+            reason = "poison retry record: no valid stream id header"
+            dead = self.engine.dead_letter(unreadable, reason, datetime.now(UTC))
+            self.spawn(unreadable, dead, partition, offset)
             return
+        due = due_at(headers)
         if due is not None and due > datetime.now(UTC):
             self._pause_until(message, due)
             rewound.add(partition)
             return
+        if not self._held.locked():
+            await self._held.acquire()
+        elif not await self.wait_polling(self._held.acquire()):
+            return  # stopping: the record stays unfinished for the next owner
         self.add(partition, offset)
+        self.fetched += 1
         runtime = self._runtime_of(job.stream_id)
-        if runtime is None:
-            self.spawn(self._orphan(job), partition, offset)
-            return
-        await self._in_flight.acquire()
-        self.spawn(self._attempt(job, runtime), partition, offset)
+        work = self._orphan(job) if runtime is None else self.engine.process(job, runtime)
+        self.spawn(job, self._holding(work), partition, offset)
 
-    async def _attempt(self, job: Job, runtime: StreamRuntime) -> None:
+    async def _holding(self, work: Awaitable[End]) -> End:
         try:
-            await self.engine.process(job, runtime)
+            return await work
         finally:
-            self._in_flight.release()
+            self._held.release()
 
-    async def _orphan(self, job: Job) -> None:
+    async def _orphan(self, job: Job) -> End:
         """A record whose stream does not run here: keep it while the stream is disabled or
         not yet known (a test event can arrive before the registry record), drop it once the
         stream is deleted."""
         if self._is_deleted(job.stream_id):
             log.info("retry_dropped_stream_deleted", stream_id=job.stream_id, event_id=job.event_id)
-            return
-        await self.engine.requeue(job, self.delay)
+            return End.SKIPPED
+        return await self.engine.requeue(job, self.delay)

@@ -70,7 +70,11 @@ class Dispatcher:
     async def start(self) -> None:
         """Replay the registry, start stream consumers and tier consumers."""
         self._registry_task = self._watched(self.registry.run(self._reconcile), "registry")
-        await self.registry.caught_up.wait()
+        caught_up = asyncio.create_task(self.registry.caught_up.wait())
+        await asyncio.wait({caught_up, self._registry_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not caught_up.done():  # the registry's consumer died: start fails with its error
+            caught_up.cancel()
+            self._registry_task.result()
         await self._reconcile(set(self.registry.streams))
         for delay in self.settings.retry_schedule:
             worker = TierWorker(

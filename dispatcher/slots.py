@@ -108,6 +108,14 @@ class Slots:
         self._wake_narrowed()
         return self.width == self.limit
 
+    def has_room(self) -> bool:
+        """Whether :meth:`acquire` would take a slot now without waiting."""
+        return (
+            not self._own.locked()
+            and self._admitted < self.width
+            and (self._reserved.free > 0 or self._budget.free > 0)
+        )
+
     async def acquire(self) -> None:
         """Wait for a free slot of the stream: within its width, then a reserved one or a
         budget permit, whichever comes first."""

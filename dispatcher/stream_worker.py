@@ -1,33 +1,43 @@
 """One stream's consumer of the lifecycle topic, in its own consumer group.
 
 Records whose type the stream does not subscribe to are skipped from the record headers,
-without decoding. The rest are attempted concurrently (at most ``max_in_flight`` at once);
-offsets are committed only up to the lowest record not yet finished.
+without decoding (a record without a type header is decoded and filtered by its own type).
+The rest are attempted concurrently (at most ``max_in_flight`` at once); offsets are
+committed only up to the lowest record not yet finished.
+
+While a worker waits for a delivery slot (a stream narrowed to one request in flight by an
+endpoint that hangs can wait minutes for a batch), its consumer keeps polling with its
+partitions paused, so it never exceeds ``max.poll.interval.ms`` and never leaves its group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from datetime import datetime
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from dispatcher.engine import Engine, StreamRuntime
-from dispatcher.jobs import Job, header_map
+from dispatcher.engine import End, Engine, StreamRuntime
+from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.offsets import OffsetTracker
-from dispatcher.subscriptions import SubscriptionFilter
 from producer.config import Settings
 from schemas import constants
+from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
 
 COMMIT_INTERVAL = 0.2
 FETCH_BATCH = 500
+#: While waiting for a slot, the consumer polls (partitions paused) at least this often: far
+#: inside any sane ``max.poll.interval.ms`` (librdkafka's minimum is 1 s).
+POLL_WHILE_WAITING = 0.5
 
 
 class CommittingWorker:
@@ -40,10 +50,16 @@ class CommittingWorker:
         self.topic = topic
         self.tracker = OffsetTracker()
         self._lock = threading.Lock()  # rebalance callbacks run on the consumer's thread
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[End]] = set()
         self._stopping = asyncio.Event()
         self._last_commit = 0.0
         self.consumer: AsyncConsumer | None = None
+        #: Records fetched and handed to a job or skipped, and those whose job ended: what
+        #: lies between is in flight (the account the hostile-input tests check).
+        self.fetched = 0
+        self.ended: dict[End, int] = dict.fromkeys(End, 0)
+        #: Records a poll returned while the worker waited (a partition assigned meanwhile).
+        self._early: list[Any] = []
 
     def consumer_config(self) -> dict[str, Any]:
         """librdkafka settings of this worker's consumer."""
@@ -125,18 +141,21 @@ class CommittingWorker:
             except Exception as exc:
                 log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
 
-    def spawn(self, coro: Any, partition: int, offset: int) -> None:
-        """Run one job; its offset is finished when it returns."""
-        task = asyncio.create_task(coro)
+    def spawn(self, job: Job, work: Any, partition: int, offset: int) -> None:
+        """Run one job (``work``, a coroutine that returns its :class:`End`); its offset is
+        finished when it ends."""
+        task: asyncio.Task[End] = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(lambda done: self._finished(done, partition, offset))
+        task.add_done_callback(lambda done: self._finished(done, job, partition, offset))
 
-    def _finished(self, task: asyncio.Task[None], partition: int, offset: int) -> None:
+    def _finished(self, task: asyncio.Task[End], job: Job, partition: int, offset: int) -> None:
         self._tasks.discard(task)
         if task.cancelled():
-            return  # the record stays unfinished: retried after a restart
+            return  # stopped mid-job: the record stays unfinished, attempted after a restart
         error = task.exception()
-        if error is not None:  # likewise
+        if error is not None:
+            # The engine turns every failure into an end; this is a bug in it. The record
+            # still ends: in the dead-letter topic, with the error as its reason.
             log.error(
                 "job_failed",
                 group=self.group_id,
@@ -144,8 +163,71 @@ class CommittingWorker:
                 offset=offset,
                 exc_info=(type(error), error, error.__traceback__),
             )
+            reason = f"internal error: {type(error).__name__}: {error}"
+            last_resort = self.engine.dead_letter(job, reason, datetime.now(UTC))
+            self.spawn(job, last_resort, partition, offset)
             return
+        self.ended[task.result()] += 1
         self.done(partition, offset)
+
+    def skipped(self, partition: int, offset: int) -> None:
+        """A fetched record needs no job (not for this stream)."""
+        self.ended[End.SKIPPED] += 1
+        self.done(partition, offset)
+
+    async def wait_polling(self, waiting: Awaitable[Any]) -> bool:
+        """Wait for ``waiting`` while the consumer keeps polling, its partitions paused (see
+        the module docstring). False when the worker stopped first (``waiting`` is then
+        cancelled)."""
+        future = asyncio.ensure_future(waiting)
+        consumer = self.consumer
+        paused: list[TopicPartition] = []
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=POLL_WHILE_WAITING)
+                if done:
+                    future.result()
+                    return True
+                if self.stopping or consumer is None:
+                    future.cancel()
+                    return False
+                if not paused:
+                    paused = await consumer.call(self._pause_all, consumer.consumer)
+                self._early.extend(
+                    m for m in await consumer.call(consumer.consumer.consume, 1, 0) if m
+                )
+        finally:
+            if paused and consumer is not None:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    await consumer.call(self._resume_some, consumer.consumer, paused)
+
+    def _pause_all(self, consumer: Consumer) -> list[TopicPartition]:
+        """Pause what is assigned and not paused already; returns what it paused."""
+        held = self.paused_partitions()
+        mine = [tp for tp in consumer.assignment() if tp.partition not in held]
+        if mine:
+            consumer.pause(mine)
+        return mine
+
+    def _resume_some(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        held = self.paused_partitions()
+        back = [
+            tp
+            for tp in partitions
+            if (tp.topic, tp.partition) in assigned and tp.partition not in held
+        ]
+        if back:
+            consumer.resume(back)
+
+    def paused_partitions(self) -> set[int]:
+        """Partitions paused for reasons of the worker's own (none here)."""
+        return set()
+
+    def take_early(self) -> list[Any]:
+        """Records a poll returned while waiting, to handle before the next fetch."""
+        early, self._early = self._early, []
+        return early
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight jobs, then make the final commit."""
@@ -175,12 +257,10 @@ class StreamWorker(CommittingWorker):
             topic=settings.lifecycle_topic,
         )
         self.runtime = runtime
-        self.wants = SubscriptionFilter(runtime.stream.event_types)
 
     def update(self, runtime: StreamRuntime) -> None:
         """Take a changed stream (destination, subscriptions, settings) without a restart."""
         self.runtime = runtime
-        self.wants = SubscriptionFilter(runtime.stream.event_types)
 
     @property
     def fetch_batch(self) -> int:
@@ -221,7 +301,8 @@ class StreamWorker(CommittingWorker):
         )
         try:
             while not self.stopping:
-                for message in await consumer.consume(self.fetch_batch, 0.1):
+                batch = self.take_early() or await consumer.consume(self.fetch_batch, 0.1)
+                for message in batch:
                     if self.stopping:
                         break  # unhandled records stay uncommitted: the next owner has them
                     if message.error() is not None:
@@ -236,12 +317,17 @@ class StreamWorker(CommittingWorker):
     async def _handle(self, message: Any) -> None:
         partition, offset = message.partition(), message.offset()
         self.add(partition, offset)
-        headers = header_map(message)
-        event_type = headers.get(constants.HEADER_EVENT_TYPE)
-        if event_type is not None and not self.wants(event_type.decode(errors="replace")):
-            self.done(partition, offset)
-            return
+        self.fetched += 1
+        headers = RecordHeaders.of(message)
         runtime = self.runtime
+        event_type = headers.text(constants.HEADER_EVENT_TYPE)
+        if event_type and not runtime.wants(event_type):
+            self.skipped(partition, offset)
+            return
         job = Job.from_lifecycle(runtime.stream.id, message, headers)
-        await runtime.slots.acquire()  # back-pressure: never more than max_in_flight
-        self.spawn(self.engine.process(job, runtime, holding_slot=True), partition, offset)
+        # Back-pressure: never more than max_in_flight, polling on while waiting.
+        if runtime.slots.has_room():
+            await runtime.slots.acquire()
+        elif not await self.wait_polling(runtime.slots.acquire()):
+            return  # stopping: the record stays unfinished for the next owner
+        self.spawn(job, self.engine.process(job, runtime, holding_slot=True), partition, offset)

@@ -19,10 +19,11 @@ from confluent_kafka import Message, TopicPartition
 
 from admin.api.history import Coordinates, EventHistory
 from admin.api.view import assigning_consumer
-from dispatcher.jobs import Job, header_map
+from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
 from producer.config import Settings
 from schemas import constants
+from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
 
@@ -135,8 +136,7 @@ def _job_from_dead_letter(event: EventHistory, message: Message | None) -> Job |
     """A fresh job from the event's dead-letter record (same bytes, purpose and origin)."""
     if message is None:
         return None
-    headers = header_map(message)
-    job = Job.from_retry(message, headers)
+    job = Job.from_retry(message, RecordHeaders.of(message))
     if job.stream_id != event.stream_id or job.event_id != event.event_id:
         return None
     return job.fresh()
@@ -146,7 +146,7 @@ def _job_from_lifecycle(event: EventHistory, message: Message | None) -> Job | N
     """A fresh job from the event's lifecycle record."""
     if message is None:
         return None
-    headers = header_map(message)
-    if headers.get(constants.HEADER_EVENT_ID, b"").decode(errors="replace") != event.event_id:
+    headers = RecordHeaders.of(message)
+    if headers.text(constants.HEADER_EVENT_ID) != event.event_id:
         return None
     return Job.from_lifecycle(event.stream_id, message, headers)

@@ -30,24 +30,16 @@ from admin.api.history import Coordinates, DeadLetter, DeliveryIndex
 from admin.api.stream_table import StreamTable
 from admin.dlq import marked_record
 from dispatcher.delivery_log import AttemptRecord, attempt_lines
-from dispatcher.jobs import header_map
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.secret_box import SecretBox
 from producer.config import Settings
 from schemas import constants
+from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
 
 #: How long a readiness probe waits for the broker's metadata.
 PROBE_TIMEOUT = 2.0
-
-
-def _ms_header(headers: dict[str, bytes], name: str) -> datetime | None:
-    value = headers.get(name)
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, UTC) if value else None
-    except ValueError:
-        return None
 
 
 def assigning_consumer(settings: Settings, name: str) -> AsyncConsumer:
@@ -146,31 +138,30 @@ class AdminView:
             self._apply_dead_letter(message)
 
     def _apply_dead_letter(self, message: Message) -> None:
-        headers = header_map(message)
+        headers = RecordHeaders.of(message)
         if constants.HEADER_PURGED in headers:
             named = marked_record(headers)
             if named is not None:
                 self.history.purge_dead_letter(Coordinates(message.topic() or "", *named))
             return
-        stream_id = headers.get(constants.HEADER_STREAM_ID, b"").decode(errors="replace")
-        event_id = headers.get(constants.HEADER_EVENT_ID, b"").decode(errors="replace")
+        stream_id = headers.text(constants.HEADER_STREAM_ID)
+        event_id = headers.text(constants.HEADER_EVENT_ID)
         if not stream_id or not event_id:
             return
         _kind, stamp = message.timestamp()
-        at = _ms_header(headers, constants.HEADER_LAST_FAILURE_AT) or datetime.fromtimestamp(
-            stamp / 1000, UTC
+        at = headers.time_ms(constants.HEADER_LAST_FAILURE_AT) or datetime.fromtimestamp(
+            max(stamp, 0) / 1000, UTC
         )
-        reason = headers.get(constants.HEADER_DLQ_REASON)
-        status = headers.get(constants.HEADER_LAST_HTTP_STATUS, b"")
+        status = headers.integer(constants.HEADER_LAST_HTTP_STATUS)
         letter = DeadLetter(
             at=at,
-            reason=reason.decode(errors="replace") if reason else None,
-            http_status=int(status) if status.isdigit() else None,
+            reason=headers.optional_text(constants.HEADER_DLQ_REASON),
+            http_status=status if status is not None and 100 <= status <= 999 else None,
             where=Coordinates(
                 message.topic() or "", message.partition() or 0, message.offset() or 0
             ),
         )
-        event_type = headers.get(constants.HEADER_EVENT_TYPE, b"").decode(errors="replace")
+        event_type = headers.text(constants.HEADER_EVENT_TYPE)
         self.history.add_dead_letter(stream_id, event_id, event_type, letter)
 
     async def kafka_reachable(self) -> bool:

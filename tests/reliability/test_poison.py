@@ -84,7 +84,9 @@ def poison_records(settings: Settings, stream_id: str, rng: random.Random) -> li
                 f"tier-bad-attempt-{i}",
                 tier,
                 good,
-                "poison retry record: invalid literal",
+                # The tolerant header reader takes the unreadable attempt as 0; the id header
+                # (the record's name) contradicts the event's own id, which makes it poison.
+                "poison record: id header",
                 retry_headers(f"tier-bad-attempt-{i}", stream_id, attempt=b"one"),
             )
         )

@@ -9,6 +9,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from admin.dlq import DeadLetter, live_letters, marked_record, marker_headers, render_table
 from dispatcher.jobs import Job
 from schemas import constants
+from schemas.record_headers import RecordHeaders
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -71,9 +72,10 @@ def test_malformed_markers_hide_nothing_but_are_still_markers() -> None:
     letters, markers = live_letters([dead(0, 0), broken])
     assert [(x.partition, x.offset) for x in letters] == [(0, 0)]
     assert markers == 1
-    assert marked_record({constants.HEADER_PURGED: b"3:17"}) == (3, 17)
-    assert marked_record({constants.HEADER_PURGED: b"3:"}) is None
-    assert marked_record({}) is None
+    assert marked_record(RecordHeaders({constants.HEADER_PURGED: b"3:17"})) == (3, 17)
+    assert marked_record(RecordHeaders({constants.HEADER_PURGED: b"3:"})) is None
+    assert marked_record(RecordHeaders({constants.HEADER_PURGED: b"\xff:\xfe"})) is None
+    assert marked_record(RecordHeaders({})) is None
 
 
 def test_markers_carry_no_stream_or_event_header() -> None:

@@ -1,4 +1,4 @@
-"""Tests for dispatcher.retry_delay: tier selection, Retry-After clamping and exhaustion."""
+"""Tests for dispatcher.retry_delay: tier selection, Retry-After choosing a tier, exhaustion."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def failed(retry_after: float | None = None) -> Outcome:
 @pytest.mark.parametrize(
     ("attempt", "expected"),
     [
-        (1, RetryPlan(0, 5 * S, 5 * S)),
-        (2, RetryPlan(1, 300 * S, 300 * S)),
-        (3, RetryPlan(2, 1800 * S, 1800 * S)),
+        (1, RetryPlan(0, 5 * S)),
+        (2, RetryPlan(1, 300 * S)),
+        (3, RetryPlan(2, 1800 * S)),
         (4, None),
         (10, None),
     ],
@@ -34,29 +34,29 @@ def test_attempt_selects_tier(attempt: int, expected: RetryPlan | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("attempt", "retry_after", "not_before"),
+    ("attempt", "retry_after", "tier"),
     [
-        (1, 1.0, 5 * S),  # shorter than the tier: the tier delay still applies
-        (1, 0.0, 5 * S),
-        (1, 5.0, 5 * S),
-        (1, 7.0, 7 * S),  # within [tier, 2 x tier]: honoured
-        (1, 7.5, timedelta(seconds=7.5)),
-        (1, 10.0, 10 * S),
-        (1, 11.0, 10 * S),  # beyond 2 x tier: clamped
-        (1, 86400.0, 10 * S),
-        (2, 450.0, 450 * S),
-        (2, 3600.0, 600 * S),
-        (3, 60.0, 1800 * S),
+        (1, 1.0, 0),  # shorter than the tier: the tier the schedule is at
+        (1, 0.0, 0),
+        (1, 5.0, 0),
+        (1, 299.9, 0),  # not yet the next tier's delay
+        (1, 300.0, 1),  # reaches the next tier
+        (1, 1799.0, 1),
+        (1, 1800.0, 2),
+        (1, 86400.0, 2),  # beyond the schedule: its longest tier, no further
+        (1, 1e14, 2),  # more seconds than a timedelta holds
+        (1, float("inf"), 2),
+        (2, 450.0, 1),
+        (2, 3600.0, 2),
+        (3, 60.0, 2),  # never back to an earlier tier
     ],
 )
-def test_retry_after_is_clamped_to_one_to_two_tiers(
-    attempt: int, retry_after: float, not_before: timedelta
+def test_retry_after_chooses_a_tier_and_waits_exactly_its_delay(
+    attempt: int, retry_after: float, tier: int
 ) -> None:
-    """Retry-After never shortens the tier delay and stretches it to at most twice."""
-    plan = next_delay(SCHEDULE, attempt, failed(retry_after))
-    assert plan is not None
-    assert plan.delay == SCHEDULE[attempt - 1]
-    assert plan.not_before == not_before
+    """Retry-After picks the longest tier (from the schedule's current one) not beyond what
+    the receiver asked; the wait is that tier's own delay, so each tier stays in due order."""
+    assert next_delay(SCHEDULE, attempt, failed(retry_after)) == RetryPlan(tier, SCHEDULE[tier])
 
 
 def test_retry_after_does_not_revive_an_exhausted_schedule() -> None:
@@ -70,8 +70,8 @@ def test_empty_schedule_never_retries() -> None:
 
 
 def test_zero_delay_tier() -> None:
-    """A zero-delay tier waits zero, whatever Retry-After says (2 x 0 is 0)."""
-    assert next_delay([timedelta(0)], 1, failed(30.0)) == RetryPlan(0, timedelta(0), timedelta(0))
+    """A zero-delay tier waits zero, whatever Retry-After says (there is no later tier)."""
+    assert next_delay([timedelta(0)], 1, failed(30.0)) == RetryPlan(0, timedelta(0))
 
 
 @pytest.mark.parametrize(
