@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import structlog
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 
@@ -39,6 +40,8 @@ from dispatcher.streams import (
     Stream,
     WebhookConfiguration,
 )
+
+log = structlog.get_logger(__name__)
 
 #: How much of a response body is read (for the error message); the rest is discarded.
 MAX_RESPONSE_BYTES = 4096
@@ -73,6 +76,20 @@ def authorization_headers(config: WebhookConfiguration) -> dict[str, str]:
 def refused(reason: str) -> Outcome:
     """The outcome of an endpoint the outbound policy forbids: permanent, never retried."""
     return Outcome(OutcomeKind.PERMANENT, None, f"destination refused: {reason}", None)
+
+
+def unsendable_reason(config: WebhookConfiguration) -> str | None:
+    """Why this configuration's authorization cannot be sent in a request header (a stream
+    stored before the API checked its header values), or ``None``. Never quotes a value."""
+    auth = config.webhook_authorization
+    problem = auth.header_problem() if auth is not None else None
+    if problem is None:
+        return None
+    field, why = problem
+    return (
+        f"invalid stream configuration: destination.configuration.webhook_authorization."
+        f"{field} {why}; set it again through the API"
+    )
 
 
 def _error_text(exc: PyreqwestError) -> str:
@@ -153,15 +170,23 @@ class WebhookClient:
         self._url = config.webhook_endpoint
         self._policy = policy
         self._clients = clients
-        self._refused: str | None = None
+        #: Why every delivery fails at once (a permanent outcome, so a dead letter with the
+        #: reason), when the stream can never be delivered as configured.
+        self._refused: Outcome | None = None
         try:
             policy.check_url(self._url)
         except DestinationRefusedError as exc:
-            self._refused = str(exc)
+            self._refused = refused(str(exc))
+        unsendable = unsendable_reason(config)
+        if unsendable is not None:
+            log.error("stream_unsendable", stream_id=stream.id, reason=unsendable)
+            self._refused = Outcome(OutcomeKind.PERMANENT, None, unsendable, None)
         self._secrets = [s.get_secret_value() for s in stream.signing_secrets]
         self._timeout = stream.delivery.timeout
         self._permanent_4xx = stream.delivery.permanent_4xx
-        self._headers = {"Content-Type": "application/json", **authorization_headers(config)}
+        self._headers = {"Content-Type": "application/json"}
+        if unsendable is None:
+            self._headers.update(authorization_headers(config))
         parts = urlsplit(self._url)
         host = parts.hostname or ""
         try:
@@ -225,7 +250,7 @@ class WebhookClient:
 
     async def _post(self, delivery: Delivery) -> Outcome:
         if self._refused is not None:
-            return refused(self._refused)
+            return self._refused
         self._in_flight += 1
         self._idle.clear()
         try:

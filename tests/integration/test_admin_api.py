@@ -216,6 +216,48 @@ BAD_INPUT: list[tuple[str, str, Any, str | None]] = [
         {"destination": full_stream("https://10.1.2.3/internal")["destination"]},
         "destination.configuration.webhook_endpoint",
     ),
+    *(
+        (
+            method,
+            path,
+            {
+                **(full_stream() if method == "POST" else {}),
+                "destination": {
+                    "type": "webhook",
+                    "configuration": {
+                        "webhook_endpoint": "https://example.com/h",
+                        "webhook_authorization": auth,
+                    },
+                },
+            },
+            f"destination.configuration.webhook_authorization.{field}",
+        )
+        for method, path in (("POST", "/v1/event-streams"), ("PATCH", "/v1/event-streams/{id}"))
+        for auth, field in (
+            ({"method": "bearer", "token": SECRETS["bearer"] + "\r\nX-Injected: 1"}, "token"),
+            ({"method": "basic", "username": "a:b", "password": SECRETS["password"]}, "username"),
+            (
+                {"method": "basic", "username": "a", "password": SECRETS["password"] + "\n"},
+                "password",
+            ),
+            (
+                {
+                    "method": "custom_header",
+                    "header_key": "X-Key\n",
+                    "header_value": SECRETS["header"],
+                },
+                "header_key",
+            ),
+            (
+                {
+                    "method": "custom_header",
+                    "header_key": "X-Key",
+                    "header_value": SECRETS["header"] + "\x00",
+                },
+                "header_value",
+            ),
+        )
+    ),
     ("POST", "/v1/event-streams", {**full_stream(), "status": "paused"}, "status"),
     (
         "POST",
