@@ -35,6 +35,7 @@ from dispatcher.http_fields import (
 from dispatcher.secret_box import PREFIX as SECRET_PREFIX
 from dispatcher.secret_box import SecretBox
 from dispatcher.signing import validate_secret
+from dispatcher.ssrf import parse_endpoint
 from dispatcher.subscriptions import validate_pattern
 from producer.durations import Duration
 from schemas.ids import is_stream_id, new_stream_id
@@ -166,6 +167,18 @@ Authorization = Annotated[
 ]
 
 
+def _normalized_url(value: str, info: ValidationInfo) -> str:
+    """An endpoint URL as the HTTP client reads it (:func:`dispatcher.ssrf.parse_endpoint`),
+    so what is stored and shown is what is called. A stored record that no longer parses is
+    kept as it is: the destination client refuses it, with the reason, at delivery."""
+    try:
+        return parse_endpoint(value).url
+    except ValueError:
+        if (info.context or {}).get("stored"):
+            return value
+        raise
+
+
 class WebhookConfiguration(_Model):
     """Where and how to POST events."""
 
@@ -174,15 +187,8 @@ class WebhookConfiguration(_Model):
 
     @field_validator("webhook_endpoint")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        if parts.username or parts.password:
-            raise ValueError("credentials in the URL are not allowed: use webhook_authorization")
-        return value
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        return _normalized_url(value, info)
 
 
 class WebhookDestination(_Model):
@@ -199,7 +205,16 @@ class EventBridgeConfiguration(_Model):
     aws_region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     event_bus_name: str = Field(min_length=1, max_length=1600)
     source: str | None = Field(None, min_length=1, max_length=256)
-    endpoint_url: str | None = None
+    endpoint_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Another EventBridge endpoint (under the outbound policy, like webhooks).",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _normalized_url(value, info)
 
 
 class EventBridgeDestination(_Model):

@@ -4,42 +4,24 @@ dead-lettered with a reason naming the field, and its neighbours deliver as usua
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from confluent_kafka import Producer
-
-from dispatch_kit import headers_of, produce_events, register, running_dispatcher, webhook_stream
-from dispatcher.secret_box import SecretBox
+from dispatch_kit import (
+    headers_of,
+    old_record,
+    produce_events,
+    register,
+    running_dispatcher,
+    webhook_stream,
+    write_raw_registry,
+)
 from kafka_testkit import aread_topic
 from producer.config import Settings
 from receiver import Receiver
 from schemas import constants
-from schemas.ids import new_stream_id
 
 TOKEN = "old-token-Hq27\r\nX-Injected: 1"
 HEADER_VALUE = "old-value-Vb63\n"
-
-
-def _old_record(settings: Settings, url: str, auth: dict[str, Any]) -> tuple[str, bytes]:
-    """A registry record as an older version wrote it: secrets encrypted, values unchecked."""
-    box = SecretBox.from_settings(settings)
-    secret_fields = {"token", "password", "header_value"}
-    stored_auth = {k: box.encrypt(v) if k in secret_fields else v for k, v in auth.items()}
-    stream_id = new_stream_id()
-    value = {
-        "id": stream_id,
-        "name": "stored long ago",
-        "subscriptions": [{"event_type": "*"}],
-        "destination": {
-            "type": "webhook",
-            "configuration": {"webhook_endpoint": url, "webhook_authorization": stored_auth},
-        },
-        "status": "enabled",
-        "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-01-01T00:00:00Z",
-    }
-    return stream_id, json.dumps(value).encode()
 
 
 async def test_an_unsendable_stored_stream_dead_letters_with_the_field(
@@ -49,22 +31,19 @@ async def test_an_unsendable_stored_stream_dead_letters_with_the_field(
     those streams is dead-lettered naming the field (never the value), none reaches the
     receiver, and a good stream beside them gets every event."""
     old = [
-        _old_record(settings, receiver.url("bearer"), {"method": "bearer", "token": TOKEN}),
-        _old_record(
+        old_record(settings, receiver.url("bearer"), {"method": "bearer", "token": TOKEN}),
+        old_record(
             settings,
             receiver.url("name"),
             {"method": "custom_header", "header_key": "X-Key\n", "header_value": "v"},
         ),
-        _old_record(
+        old_record(
             settings,
             receiver.url("value"),
             {"method": "custom_header", "header_key": "X-Key", "header_value": HEADER_VALUE},
         ),
     ]
-    producer = Producer(settings.kafka_config())
-    for stream_id, value in old:
-        producer.produce(settings.streams_topic, value, stream_id.encode())
-    assert producer.flush(30) == 0
+    write_raw_registry(settings, old)
     register(settings, webhook_stream(receiver.url("good")))
     async with running_dispatcher(settings) as dispatcher:
         ids = produce_events(settings, 3)
