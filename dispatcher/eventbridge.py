@@ -386,7 +386,13 @@ class EventBridgeClient:
                     # One HTTP request per attempt: retrying is the retry tiers' job, and the
                     # SDK's own retries would outlast the delivery timeout unseen.
                     retries={"mode": "standard", "total_max_attempts": 1},
-                    connector_args={"resolver": CheckingResolver(self._policy)},
+                    # Only an endpoint the user chose is checked: AWS's own regional name
+                    # may rightly resolve to private addresses (a VPC interface endpoint).
+                    connector_args=(
+                        {"resolver": CheckingResolver(self._policy)}
+                        if self._endpoint_url is not None
+                        else None
+                    ),
                 )
                 stack = contextlib.AsyncExitStack()
                 self._aws = await stack.enter_async_context(

@@ -12,7 +12,17 @@ from producer.config import Settings
 WEBHOOK = "destination.configuration.webhook_endpoint"
 
 
+def webhook(url: str) -> dict[str, Any]:
+    """A stream body for a webhook at ``url``."""
+    return {
+        "name": "hook",
+        "subscriptions": [{"event_type": "*"}],
+        "destination": {"type": "webhook", "configuration": {"webhook_endpoint": url}},
+    }
+
+
 def eventbridge(endpoint_url: str) -> dict[str, Any]:
+    """A stream body for an EventBridge bus at ``endpoint_url``."""
     return {
         "name": "bus",
         "subscriptions": [{"event_type": "*"}],
@@ -36,18 +46,7 @@ async def test_names_resolving_to_forbidden_addresses_are_refused_at_creation(
     strict = settings.model_copy(update={"destination_allowlist": []})
     client, api = await start_api(strict)
     try:
-        status, body = await api.call(
-            "POST",
-            "/v1/event-streams",
-            {
-                "name": "s",
-                "subscriptions": [{"event_type": "*"}],
-                "destination": {
-                    "type": "webhook",
-                    "configuration": {"webhook_endpoint": "https://localhost/h"},
-                },
-            },
-        )
+        status, body = await api.call("POST", "/v1/event-streams", webhook("https://localhost/h"))
         assert (status, body["field"]) == (400, WEBHOOK), body
         assert "127.0.0.1" in body["message"]
         assert "non-public" in body["message"]
@@ -73,15 +72,7 @@ async def test_a_name_that_does_not_resolve_yet_may_be_prepared_disabled(
     client, api = await start_api(settings)
     try:
         url = "https://hooks.tidings-test.invalid/h"
-        status, body = await api.call(
-            "POST",
-            "/v1/event-streams",
-            {
-                "name": "later",
-                "subscriptions": [{"event_type": "*"}],
-                "destination": {"type": "webhook", "configuration": {"webhook_endpoint": url}},
-            },
-        )
+        status, body = await api.call("POST", "/v1/event-streams", webhook(url))
         assert (status, body["field"]) == (400, WEBHOOK), body
         assert "does not resolve" in body["message"]
         assert '"status": "disabled"' in body["message"]
@@ -111,18 +102,7 @@ async def test_the_stored_url_is_the_one_the_client_calls(settings: Settings) ->
             shown = stream["destination"]["configuration"]["webhook_endpoint"]
             assert shown == stored, given
         for given in ("https://127.0.0.1\\@example.com/", "https://127.0.0.1/a\nb"):
-            status, body = await api.call(
-                "POST",
-                "/v1/event-streams",
-                {
-                    "name": "s",
-                    "subscriptions": [{"event_type": "*"}],
-                    "destination": {
-                        "type": "webhook",
-                        "configuration": {"webhook_endpoint": given},
-                    },
-                },
-            )
+            status, body = await api.call("POST", "/v1/event-streams", webhook(given))
             assert (status, body["field"]) == (400, WEBHOOK), body
     finally:
         await client.close()
