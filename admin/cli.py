@@ -142,24 +142,22 @@ def cmd_secrets_generate_key(_args: argparse.Namespace, _settings: Settings) -> 
 
 
 def cmd_secrets_rotate(_args: argparse.Namespace, settings: Settings) -> int:
-    """Rewrite every stream so its secrets are encrypted with the current key."""
+    """Rewrite every stream so its secrets are encrypted with the current key, never
+    undoing a change made meanwhile (see admin/secrets_rotation.py)."""
     import asyncio
 
-    from dispatcher.registry import RegistryView, RegistryWriter
+    from admin.secrets_rotation import rotate_secrets
 
-    async def snapshot() -> list[Any]:
-        view = RegistryView(settings)
-        task = asyncio.create_task(view.run())
-        await view.caught_up.wait()
-        view.stop()
-        await task
-        return list(view.streams.values())
-
-    streams = asyncio.run(snapshot())
-    writer = RegistryWriter(settings)
-    for stream in streams:
-        writer.put(stream)
-    print(f"re-encrypted {len(streams)} streams with the current key")
+    report = asyncio.run(rotate_secrets(settings))
+    print(f"re-encrypted {len(report.rotated)} streams with the current key", end="")
+    print(f" ({report.conflicts} changed meanwhile, retried)" if report.conflicts else "")
+    if report.gave_up:
+        print(
+            f"not re-encrypted, changing continuously: {', '.join(report.gave_up)}; "
+            "run the rotation again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.jobs import Job
-from dispatcher.outcome import Outcome
+from dispatcher.outcome import Outcome, OutcomeKind
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.streams import Stream
 
@@ -23,6 +23,11 @@ class Delivery:
 
     job: Job
     body: bytes
+
+
+def refused(reason: str) -> Outcome:
+    """The outcome of an endpoint the outbound policy forbids: permanent, never retried."""
+    return Outcome(OutcomeKind.PERMANENT, None, f"destination refused: {reason}", None)
 
 
 class DestinationClient(Protocol):
@@ -50,5 +55,5 @@ def build_client(stream: Stream, policy: DestinationPolicy, http: HttpClients) -
     if stream.destination.type == "eventbridge":
         from dispatcher.eventbridge import EventBridgeClient
 
-        return EventBridgeClient(stream)
+        return EventBridgeClient(stream, policy=policy)
     raise NotImplementedError(f"destination type {stream.destination.type!r}")

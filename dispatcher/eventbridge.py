@@ -35,8 +35,9 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from dispatcher.destinations import Delivery
+from dispatcher.destinations import Delivery, refused
 from dispatcher.outcome import Outcome, OutcomeKind, classify
+from dispatcher.ssrf import CheckingResolver, DestinationPolicy, DestinationRefusedError
 from dispatcher.streams import EventBridgeConfiguration, Stream
 
 log = structlog.get_logger(__name__)
@@ -225,15 +226,45 @@ class _Waiting:
     outcome: asyncio.Future[Outcome]
 
 
+def _refusal_in(exc: BaseException) -> DestinationRefusedError | None:
+    """The outbound policy's refusal behind a connection error, if that is what it was
+    (botocore wraps aiohttp's error, which wraps the resolver's)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DestinationRefusedError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class EventBridgeClient:
     """Delivers to one stream's EventBridge bus, batching concurrent deliveries."""
 
     max_batch = MAX_ENTRIES
 
-    def __init__(self, stream: Stream, *, linger: float = DEFAULT_LINGER) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        *,
+        policy: DestinationPolicy | None = None,
+        linger: float = DEFAULT_LINGER,
+    ) -> None:
         config = stream.destination.configuration
         assert isinstance(config, EventBridgeConfiguration)
         self._config = config
+        #: Another endpoint than AWS's own is under the outbound policy, like a webhook: its
+        #: text is checked here (a refusal dead-letters every delivery with the reason) and
+        #: each address it resolves to when connecting (CheckingResolver).
+        self._policy = policy or DestinationPolicy()
+        self._endpoint_url: str | None = None
+        self._refused: Outcome | None = None
+        if config.endpoint_url is not None:
+            try:
+                self._endpoint_url = self._policy.check_url(config.endpoint_url).url
+            except DestinationRefusedError as exc:
+                self._refused = refused(str(exc))
         self._stream_id = stream.id
         self._bus = event_bus_arn(config)
         self._timeout = stream.delivery.timeout.total_seconds()
@@ -253,6 +284,9 @@ class EventBridgeClient:
         loop = asyncio.get_running_loop()
         results: list[Outcome | asyncio.Future[Outcome]] = []
         for delivery in batch:
+            if self._refused is not None:
+                results.append(self._refused)
+                continue
             if self._closed:
                 results.append(Outcome(OutcomeKind.RETRYABLE, None, "client closed", None))
                 continue
@@ -327,6 +361,9 @@ class EventBridgeClient:
         except TimeoutError:
             return every(classify(None, timed_out=True, error=f"timeout after {self._timeout:g}s"))
         except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            refusal = _refusal_in(exc)
+            if refusal is not None:  # the endpoint's name resolved to a forbidden address
+                return every(refused(str(refusal)))
             return every(classify(None, error=f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # a bug must not stall the stream: retry and say so
             log.exception("eventbridge_put_failed", stream_id=self._stream_id)
@@ -349,13 +386,20 @@ class EventBridgeClient:
                     # One HTTP request per attempt: retrying is the retry tiers' job, and the
                     # SDK's own retries would outlast the delivery timeout unseen.
                     retries={"mode": "standard", "total_max_attempts": 1},
+                    # Only an endpoint the user chose is checked: AWS's own regional name
+                    # may rightly resolve to private addresses (a VPC interface endpoint).
+                    connector_args=(
+                        {"resolver": CheckingResolver(self._policy)}
+                        if self._endpoint_url is not None
+                        else None
+                    ),
                 )
                 stack = contextlib.AsyncExitStack()
                 self._aws = await stack.enter_async_context(
                     get_session().create_client(
                         "events",
                         region_name=self._config.aws_region,
-                        endpoint_url=self._config.endpoint_url,
+                        endpoint_url=self._endpoint_url,
                         config=config,
                     )
                 )

@@ -18,9 +18,11 @@ from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from pydantic import ValidationError
 
 from dispatcher.kafka_io import AsyncConsumer
+from dispatcher.registry_order import BadConditionError, Headers, RegistryOrder, if_offset_of
 from dispatcher.secret_box import SecretBox
 from dispatcher.streams import Stream
 from producer.config import Settings
+from schemas.constants import HEADER_IF_OFFSET
 from schemas.ids import is_stream_id
 
 log = structlog.get_logger(__name__)
@@ -48,20 +50,39 @@ class RegistryWriter:
         self._send(stream.id, value)
         return stream, value
 
+    def put_if(self, stream: Stream, if_offset: int) -> tuple[int, int]:
+        """Store the stream's state only if the record at ``if_offset`` still holds it (see
+        :mod:`dispatcher.registry_order`); returns the record's (partition, offset), which
+        :meth:`RegistryView.holds` then judges. ``updated_at`` is kept."""
+        headers: list[tuple[str, str | bytes | None]] = [(HEADER_IF_OFFSET, str(if_offset))]
+        return self._send(stream.id, stream.to_registry(self.box), headers)
+
     def delete(self, stream_id: str) -> None:
         """Delete a stream: a tombstone for its id."""
         self._send(stream_id, None)
 
-    def _send(self, key: str, value: bytes | None) -> None:
+    def _send(
+        self,
+        key: str,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> tuple[int, int]:
+        """Write one record and wait for it; its (partition, offset)."""
         errors: list[str] = []
+        written: list[tuple[int, int]] = []
+
+        def delivered(err: Any, msg: Any) -> None:
+            if err:
+                errors.append(err.str())
+            else:
+                written.append((msg.partition(), msg.offset()))
+
         self._producer.produce(
-            self._topic,
-            value,
-            key.encode(),
-            on_delivery=lambda err, _msg: errors.append(err.str()) if err else None,
+            self._topic, value, key.encode(), headers=headers, on_delivery=delivered
         )
-        if self._producer.flush(30) or errors:
+        if self._producer.flush(30) or errors or not written:
             raise RuntimeError(f"registry write for {key} failed: {errors or 'timeout'}")
+        return written[0]
 
     async def aput(self, stream: Stream) -> Stream:
         """:meth:`put` without blocking the event loop."""
@@ -70,6 +91,10 @@ class RegistryWriter:
     async def aput_record(self, stream: Stream) -> tuple[Stream, bytes]:
         """:meth:`put_record` without blocking the event loop."""
         return await asyncio.to_thread(self.put_record, stream)
+
+    async def aput_if(self, stream: Stream, if_offset: int) -> tuple[int, int]:
+        """:meth:`put_if` without blocking the event loop."""
+        return await asyncio.to_thread(self.put_if, stream, if_offset)
 
     async def adelete(self, stream_id: str) -> None:
         """:meth:`delete` without blocking the event loop."""
@@ -96,8 +121,12 @@ class RegistryView:
         self._settings = settings
         self.streams: dict[str, Stream] = {}
         self._box = SecretBox.from_settings(settings)
+        self.order = RegistryOrder()
         #: Ids whose latest record is a tombstone: deleted, not merely not yet seen.
-        self.deleted: set[str] = set()
+        self.deleted: set[str] = self.order.deleted
+        #: The next offset to read, by partition: how far this view has applied the topic.
+        self.positions: dict[int, int] = {}
+        self._progress = asyncio.Condition()
         self.caught_up = asyncio.Event()
         self._consumer: AsyncConsumer | None = None
         self._stopping = False
@@ -133,14 +162,18 @@ class RegistryView:
                 messages = await consumer.consume(500, 0.2)
                 changed: set[str] = set()
                 for message in messages:
-                    if message.error() is not None:
+                    partition, offset = message.partition(), message.offset()
+                    if message.error() is not None or partition is None or offset is None:
                         continue
                     key = registry_key(message)
                     if key is None:
-                        log.error("registry_key_invalid", offset=message.offset())
-                        continue
-                    if self._apply(key, message.value()):
+                        log.error("registry_key_invalid", offset=offset)
+                    elif self._apply(key, message.value(), offset, message.headers()):
                         changed.add(key)
+                    self.positions[partition] = offset + 1
+                if messages:
+                    async with self._progress:
+                        self._progress.notify_all()
                 if not self.caught_up.is_set() and self._reached(consumer, topic, ends):
                     self.caught_up.set()
                 if changed and on_change is not None:
@@ -157,11 +190,17 @@ class RegistryView:
         current = consumer.consumer.position([TopicPartition(topic, p) for p in ends])
         return all(tp.offset >= ends[tp.partition] for tp in current)
 
-    def _apply(self, key: str, value: bytes | None) -> bool:
+    def _apply(self, key: str, value: bytes | None, offset: int, headers: Headers) -> bool:
+        try:
+            if_offset = if_offset_of(headers)
+        except BadConditionError as exc:
+            log.error("registry_record_invalid", stream_id=key, error=str(exc))
+            return False
+        if not self.order.admit(key, offset, value is None, if_offset):
+            log.info("registry_write_superseded", stream_id=key, offset=offset)
+            return False
         if value is None:
-            self.deleted.add(key)
             return self.streams.pop(key, None) is not None
-        self.deleted.discard(key)
         try:
             stream = Stream.from_registry(value, self._box)
         except ValidationError as exc:
@@ -175,6 +214,13 @@ class RegistryView:
             return self.streams.pop(key, None) is not None
         self.streams[key] = stream
         return True
+
+    async def holds(self, stream_id: str, partition: int, offset: int) -> bool:
+        """Wait until this view has read past ``offset`` of ``partition``; then whether that
+        record holds the stream's state (a conditional write that applied)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.positions.get(partition, 0) > offset)
+        return self.order.offsets.get(stream_id) == offset
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after its current fetch."""

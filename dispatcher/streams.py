@@ -10,9 +10,9 @@ only encrypted (the registry record); API responses never carry them.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,9 +26,16 @@ from pydantic import (
     field_validator,
 )
 
+from dispatcher.http_fields import (
+    basic_password_problem,
+    basic_username_problem,
+    field_name_problem,
+    field_value_problem,
+)
 from dispatcher.secret_box import PREFIX as SECRET_PREFIX
 from dispatcher.secret_box import SecretBox
 from dispatcher.signing import validate_secret
+from dispatcher.ssrf import parse_endpoint
 from dispatcher.subscriptions import validate_pattern
 from producer.durations import Duration
 from schemas.ids import is_stream_id, new_stream_id
@@ -62,26 +69,85 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BearerAuthorization(_Model):
+def _plain(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+class _HeaderAuthorization(_Model):
+    """An authorization sent in a request header: each field named in ``header_checks`` must
+    pass its check (:mod:`dispatcher.http_fields`) when given through the API or a file.
+
+    A record read back from the registry (``context={"stored": True}``) is taken as it is: a
+    stream stored before a check existed must stay visible and fixable rather than vanish;
+    the webhook client asks :meth:`header_problem` and refuses to send it instead.
+    """
+
+    header_checks: ClassVar[Mapping[str, Callable[[str], str | None]]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _sendable(cls, value: object, info: ValidationInfo) -> object:
+        check = cls.header_checks.get(info.field_name or "")
+        if check is None or (info.context or {}).get("stored"):
+            return value
+        problem = check(_plain(value))
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    def header_problem(self) -> tuple[str, str] | None:
+        """The first field that cannot be sent in a header, and why (never its value)."""
+        for name, check in self.header_checks.items():
+            problem = check(_plain(getattr(self, name)))
+            if problem is not None:
+                return name, problem
+        return None
+
+
+class BearerAuthorization(_HeaderAuthorization):
     """``Authorization: Bearer <token>``."""
+
+    header_checks: ClassVar[Mapping[str, Callable[[str], str | None]]] = {
+        "token": field_value_problem
+    }
 
     method: Literal["bearer"] = "bearer"
     token: Secret = Field(min_length=1)
 
 
-class BasicAuthorization(_Model):
+class BasicAuthorization(_HeaderAuthorization):
     """HTTP basic authorization."""
+
+    header_checks: ClassVar[Mapping[str, Callable[[str], str | None]]] = {
+        "username": basic_username_problem,
+        "password": basic_password_problem,
+    }
 
     method: Literal["basic"] = "basic"
     username: str = Field(min_length=1, max_length=256)
     password: Secret = Field(min_length=1)
 
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Headers Tidings sets itself; a custom authorization header cannot replace them.
+RESERVED_HEADERS: Final = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 
 
-class CustomHeaderAuthorization(_Model):
+class CustomHeaderAuthorization(_HeaderAuthorization):
     """A header of the user's choosing, e.g. ``X-Api-Key: ...``."""
+
+    header_checks: ClassVar[Mapping[str, Callable[[str], str | None]]] = {
+        "header_key": field_name_problem,
+        "header_value": field_value_problem,
+    }
 
     method: Literal["custom_header"] = "custom_header"
     header_key: str = Field(min_length=1, max_length=256)
@@ -89,17 +155,8 @@ class CustomHeaderAuthorization(_Model):
 
     @field_validator("header_key")
     @classmethod
-    def _token_chars(cls, value: str) -> str:
-        if not _HEADER_NAME.match(value):
-            raise ValueError("not a valid HTTP header name")
-        if value.lower() in {
-            "content-type",
-            "content-length",
-            "host",
-            "webhook-id",
-            "webhook-timestamp",
-            "webhook-signature",
-        }:
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in RESERVED_HEADERS:
             raise ValueError(f"{value} is set by Tidings and cannot be overridden")
         return value
 
@@ -110,6 +167,18 @@ Authorization = Annotated[
 ]
 
 
+def _normalized_url(value: str, info: ValidationInfo) -> str:
+    """An endpoint URL as the HTTP client reads it (:func:`dispatcher.ssrf.parse_endpoint`),
+    so what is stored and shown is what is called. A stored record that no longer parses is
+    kept as it is: the destination client refuses it, with the reason, at delivery."""
+    try:
+        return parse_endpoint(value).url
+    except ValueError:
+        if (info.context or {}).get("stored"):
+            return value
+        raise
+
+
 class WebhookConfiguration(_Model):
     """Where and how to POST events."""
 
@@ -118,15 +187,8 @@ class WebhookConfiguration(_Model):
 
     @field_validator("webhook_endpoint")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        if parts.username or parts.password:
-            raise ValueError("credentials in the URL are not allowed: use webhook_authorization")
-        return value
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        return _normalized_url(value, info)
 
 
 class WebhookDestination(_Model):
@@ -143,7 +205,16 @@ class EventBridgeConfiguration(_Model):
     aws_region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     event_bus_name: str = Field(min_length=1, max_length=1600)
     source: str | None = Field(None, min_length=1, max_length=256)
-    endpoint_url: str | None = None
+    endpoint_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="Another EventBridge endpoint (under the outbound policy, like webhooks).",
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _normalized_url(value, info)
 
 
 class EventBridgeDestination(_Model):
@@ -250,7 +321,7 @@ class Stream(_Model):
     @classmethod
     def from_registry(cls, value: bytes, box: SecretBox) -> Stream:
         """Parse a registry record's value, decrypting its secrets with ``box``."""
-        return cls.model_validate_json(value, context={"box": box})
+        return cls.model_validate_json(value, context={"box": box, "stored": True})
 
     def public(self) -> dict[str, Any]:
         """The JSON an API response shows: every secret left out."""

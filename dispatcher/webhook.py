@@ -18,20 +18,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.parse import urlsplit
 
+import structlog
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 
-from dispatcher.destinations import Delivery
+from dispatcher.destinations import Delivery, refused
 from dispatcher.outcome import Outcome, OutcomeKind, classify
 from dispatcher.signing import signature_headers
-from dispatcher.ssrf import DestinationPolicy, DestinationRefusedError
+from dispatcher.ssrf import DestinationPolicy, DestinationRefusedError, Endpoint
 from dispatcher.streams import (
     BasicAuthorization,
     BearerAuthorization,
@@ -39,6 +38,8 @@ from dispatcher.streams import (
     Stream,
     WebhookConfiguration,
 )
+
+log = structlog.get_logger(__name__)
 
 #: How much of a response body is read (for the error message); the rest is discarded.
 MAX_RESPONSE_BYTES = 4096
@@ -70,9 +71,18 @@ def authorization_headers(config: WebhookConfiguration) -> dict[str, str]:
     return {}
 
 
-def refused(reason: str) -> Outcome:
-    """The outcome of an endpoint the outbound policy forbids: permanent, never retried."""
-    return Outcome(OutcomeKind.PERMANENT, None, f"destination refused: {reason}", None)
+def unsendable_reason(config: WebhookConfiguration) -> str | None:
+    """Why this configuration's authorization cannot be sent in a request header (a stream
+    stored before the API checked its header values), or ``None``. Never quotes a value."""
+    auth = config.webhook_authorization
+    problem = auth.header_problem() if auth is not None else None
+    if problem is None:
+        return None
+    field, why = problem
+    return (
+        f"invalid stream configuration: destination.configuration.webhook_authorization."
+        f"{field} {why}; set it again through the API"
+    )
 
 
 def _error_text(exc: PyreqwestError) -> str:
@@ -142,6 +152,10 @@ class HttpClients:
         return len(self._clients)
 
 
+#: Stands in for an endpoint the policy refused: never called (every delivery is refused).
+_NOWHERE = Endpoint("http://refused.invalid/", "http", "refused.invalid", 80, None)
+
+
 class WebhookClient:
     """Delivers to one stream's webhook endpoint."""
 
@@ -150,30 +164,32 @@ class WebhookClient:
     def __init__(self, stream: Stream, policy: DestinationPolicy, clients: HttpClients) -> None:
         config = stream.destination.configuration
         assert isinstance(config, WebhookConfiguration)
-        self._url = config.webhook_endpoint
         self._policy = policy
         self._clients = clients
-        self._refused: str | None = None
+        #: Why every delivery fails at once (a permanent outcome, so a dead letter with the
+        #: reason), when the stream can never be delivered as configured.
+        self._refused: Outcome | None = None
         try:
-            policy.check_url(self._url)
+            # The URL as the client's own parser reads it: requests go to exactly the host
+            # checked here (see dispatcher.ssrf).
+            endpoint = policy.check_url(config.webhook_endpoint)
         except DestinationRefusedError as exc:
-            self._refused = str(exc)
+            self._refused = refused(str(exc))
+            endpoint = _NOWHERE
+        unsendable = unsendable_reason(config)
+        if unsendable is not None:
+            log.error("stream_unsendable", stream_id=stream.id, reason=unsendable)
+            self._refused = Outcome(OutcomeKind.PERMANENT, None, unsendable, None)
+        self._url = endpoint.url
         self._secrets = [s.get_secret_value() for s in stream.signing_secrets]
         self._timeout = stream.delivery.timeout
         self._permanent_4xx = stream.delivery.permanent_4xx
-        self._headers = {"Content-Type": "application/json", **authorization_headers(config)}
-        parts = urlsplit(self._url)
-        host = parts.hostname or ""
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:  # refused by check_url in any case
-            port = 0
-        self._origin_base = (parts.scheme, host, port)
-        try:
-            ipaddress.ip_address(host)
-            self._host: str | None = None  # an IP literal: check_url has checked it
-        except ValueError:
-            self._host = host
+        self._headers = {"Content-Type": "application/json"}
+        if unsendable is None:
+            self._headers.update(authorization_headers(config))
+        self._origin_base = (endpoint.scheme, endpoint.host, endpoint.port)
+        #: The name to resolve and pin, or None for an IP literal (check_url checked it).
+        self._host = endpoint.host if endpoint.address is None else None
         self._origin: Origin | None = None
         self._client: Client | None = None
         self._resolved_at = -RESOLVE_TTL
@@ -225,7 +241,7 @@ class WebhookClient:
 
     async def _post(self, delivery: Delivery) -> Outcome:
         if self._refused is not None:
-            return refused(self._refused)
+            return self._refused
         self._in_flight += 1
         self._idle.clear()
         try:

@@ -44,6 +44,10 @@ HEADER_ORIGINAL_OFFSET: Final = "tidings-original-offset"
 HEADER_DLQ_REASON: Final = "tidings-dlq-reason"
 HEADER_PURPOSE: Final = "tidings-purpose"
 
+#: On a registry record: the offset of the record it was based on; the record applies only
+#: if that record still holds the stream's state (see dispatcher/registry_order.py).
+HEADER_IF_OFFSET: Final = "tidings-if-offset"
+
 #: Headers of a purge marker: a null-value record on the dead-letter topic that removes the
 #: dead letter at ``<partition>:<offset>`` of the same topic from ``tidings dlq`` and status.
 HEADER_PURGED: Final = "tidings-purged"

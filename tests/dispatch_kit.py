@@ -130,3 +130,43 @@ class DispatcherProcess:
         """SIGTERM and wait for the exit; returns the exit status."""
         self.process.terminate()
         return int(self.process.wait(timeout))
+
+
+def old_record(
+    settings: Settings, url: str, auth: dict[str, Any] | None = None
+) -> tuple[str, bytes]:
+    """A registry record as an older Tidings wrote it, before today's checks of endpoint URLs
+    and header values: secrets encrypted, everything else as given."""
+    import json
+
+    from dispatcher.secret_box import SecretBox
+    from schemas.ids import new_stream_id
+
+    box = SecretBox.from_settings(settings)
+    secret_fields = {"token", "password", "header_value"}
+    configuration: dict[str, Any] = {"webhook_endpoint": url}
+    if auth is not None:
+        configuration["webhook_authorization"] = {
+            k: box.encrypt(v) if k in secret_fields else v for k, v in auth.items()
+        }
+    stream_id = new_stream_id()
+    value = {
+        "id": stream_id,
+        "name": "stored long ago",
+        "subscriptions": [{"event_type": "*"}],
+        "destination": {"type": "webhook", "configuration": configuration},
+        "status": "enabled",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    return stream_id, json.dumps(value).encode()
+
+
+def write_raw_registry(settings: Settings, records: list[tuple[str, bytes]]) -> None:
+    """Write registry records as given, straight to the topic (no model in between)."""
+    from confluent_kafka import Producer
+
+    producer = Producer(settings.kafka_config())
+    for key, value in records:
+        producer.produce(settings.streams_topic, value, key.encode())
+    assert producer.flush(30) == 0

@@ -28,8 +28,8 @@ from admin.api.models import (
 from admin.api.paging import BadCursor, paginate
 from admin.api.routing import Input, Reply, Route
 from admin.api.state import AdminState
-from dispatcher.ssrf import DestinationRefusedError
-from dispatcher.streams import Stream
+from dispatcher.ssrf import DestinationRefusedError, NameNotResolvingError, ResolverUnavailableError
+from dispatcher.streams import Stream, WebhookConfiguration
 from producer.durations import format_duration
 
 log = structlog.get_logger(__name__)
@@ -58,16 +58,40 @@ def _check_schedule(state: AdminState, stream: Stream) -> None:
             )
 
 
-def _check_destination(state: AdminState, stream: Stream) -> None:
-    """Refuse endpoints the outbound policy forbids (plain http, private addresses) now,
-    rather than as permanent delivery failures later."""
-    destination = stream.destination
-    if destination.type != "webhook":
+def _endpoint(stream: Stream) -> tuple[str, str] | None:
+    """The URL a stream calls that is under the outbound policy, and its field path."""
+    config = stream.destination.configuration
+    if isinstance(config, WebhookConfiguration):
+        return "destination.configuration.webhook_endpoint", config.webhook_endpoint
+    if config.endpoint_url is not None:
+        return "destination.configuration.endpoint_url", config.endpoint_url
+    return None  # AWS's own endpoint for the region
+
+
+async def _check_destination(state: AdminState, stream: Stream) -> None:
+    """Refuse endpoints the outbound policy forbids (plain http, private addresses, names
+    resolving to them) now, rather than as permanent delivery failures later.
+
+    A name that does not resolve (yet) is refused for an enabled stream, since every
+    delivery would fail; a disabled stream may be prepared before its DNS record exists,
+    and is checked again when it is enabled."""
+    endpoint = _endpoint(stream)
+    if endpoint is None:
         return
+    field, url = endpoint
     try:
-        state.policy.check_url(destination.configuration.webhook_endpoint)
+        await state.policy.check_endpoint(url)
+    except NameNotResolvingError as exc:
+        if stream.enabled:
+            raise invalid(
+                field,
+                f"{exc}: create the DNS record first, or create the stream with "
+                '"status": "disabled" and enable it once the name resolves',
+            ) from None
     except DestinationRefusedError as exc:
-        raise invalid("destination.configuration.webhook_endpoint", str(exc)) from None
+        raise invalid(field, str(exc)) from None
+    except ResolverUnavailableError as exc:
+        raise unavailable(f"{exc}; retry shortly") from None
 
 
 def _validated(data: dict[str, Any]) -> Stream:
@@ -111,7 +135,7 @@ async def create_event_stream(call: Input) -> Reply:
     view = state.ready_view()
     stream = _validated(_fields(call.body))
     _check_schedule(state, stream)
-    _check_destination(state, stream)
+    await _check_destination(state, stream)
     async with state.write_lock:
         if len(view.table) >= state.max_streams:
             raise conflict(
@@ -146,8 +170,8 @@ async def patch_event_stream(call: Input) -> Reply:
         data.update(changes)
         stream = _validated(data)
         _check_schedule(state, stream)
-        if "destination" in changes:
-            _check_destination(state, stream)
+        if "destination" in changes or (stream.enabled and not current.enabled):
+            await _check_destination(state, stream)
         stored = await _write(state, stream)
     log.info("stream_updated", stream_id=stored.id, fields=sorted(call.body.model_fields_set))
     return Reply(200, StreamOut.of(stored))

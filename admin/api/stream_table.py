@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import structlog
 from pydantic import ValidationError
 
+from dispatcher.registry_order import BadConditionError, Headers, RegistryOrder, if_offset_of
 from dispatcher.secret_box import SecretBox
 from dispatcher.streams import Stream
 
@@ -34,13 +35,24 @@ class StreamTable:
 
     def __init__(self, box: SecretBox) -> None:
         self._box = box
+        self._order = RegistryOrder()
         self.streams: dict[str, Stream] = {}
         self._writing: dict[str, _Write] = {}
         #: Our record not yet read back, by id (None: a tombstone).
         self._pending: dict[str, bytes | None] = {}
 
-    def observe(self, key: str, value: bytes | None) -> None:
-        """Apply one registry record, as read from the topic."""
+    def observe(
+        self, key: str, value: bytes | None, *, offset: int | None = None, headers: Headers = None
+    ) -> None:
+        """Apply one registry record, as read from the topic (a conditional record only if
+        the record it was based on still holds the stream: :mod:`dispatcher.registry_order`)."""
+        try:
+            if_offset = if_offset_of(headers)
+        except BadConditionError as exc:
+            log.error("registry_record_invalid", stream_id=key, error=str(exc))
+            return
+        if offset is not None and not self._order.admit(key, offset, value is None, if_offset):
+            return
         write = self._writing.get(key)
         if write is not None:
             write.seen.append(value)

@@ -127,7 +127,12 @@ class AdminView:
     def _apply(self, message: Message) -> None:
         topic = message.topic()
         if topic == self.settings.streams_topic:
-            self.table.observe((message.key() or b"").decode(errors="replace"), message.value())
+            self.table.observe(
+                (message.key() or b"").decode(errors="replace"),
+                message.value(),
+                offset=message.offset(),
+                headers=message.headers(),
+            )
         elif topic == self.settings.deliveries_topic:
             for line in attempt_lines(message.value() or b""):
                 try:

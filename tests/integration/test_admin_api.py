@@ -34,7 +34,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         await client.close()
 
 
-def full_stream(url: str = "https://example.com/hook") -> dict[str, Any]:
+def full_stream(url: str = "https://127.0.0.1/hook") -> dict[str, Any]:
     """A stream body using every kind of secret."""
     return {
         "name": "full",
@@ -57,7 +57,7 @@ def concrete(path: str, stream_id: str, event_id: str = "evt_0000000000000000000
 
 async def test_every_route_but_the_health_checks_needs_the_token(api: Api) -> None:
     """401 without a token (or with another scheme), 403 with a wrong one, on every route."""
-    stream = await api.create("https://example.com/h")
+    stream = await api.create("https://127.0.0.1/h")
     for route in ROUTES:
         path = concrete(route.path, stream["id"])
         if not route.auth:
@@ -109,11 +109,11 @@ async def test_create_get_list_patch_delete(api: Api) -> None:
 async def test_patch_replaces_the_destination_whole(api: Api) -> None:
     """A new destination replaces the old one, authorization included."""
     created = await api.create(
-        "https://example.com/a",
+        "https://127.0.0.1/a",
         destination={
             "type": "webhook",
             "configuration": {
-                "webhook_endpoint": "https://example.com/a",
+                "webhook_endpoint": "https://127.0.0.1/a",
                 "webhook_authorization": {
                     "method": "basic",
                     "username": "u",
@@ -129,7 +129,7 @@ async def test_patch_replaces_the_destination_whole(api: Api) -> None:
     destination = {
         "type": "webhook",
         "configuration": {
-            "webhook_endpoint": "https://example.com/b",
+            "webhook_endpoint": "https://127.0.0.1/b",
             "webhook_authorization": {
                 "method": "custom_header",
                 "header_key": "X-Key",
@@ -141,7 +141,7 @@ async def test_patch_replaces_the_destination_whole(api: Api) -> None:
         "PATCH", f"/v1/event-streams/{created['id']}", {"destination": destination}
     )
     assert patched["destination"]["configuration"] == {
-        "webhook_endpoint": "https://example.com/b",
+        "webhook_endpoint": "https://127.0.0.1/b",
         "webhook_authorization": {"method": "custom_header", "header_key": "X-Key"},
     }
 
@@ -215,6 +215,48 @@ BAD_INPUT: list[tuple[str, str, Any, str | None]] = [
         "/v1/event-streams/{id}",
         {"destination": full_stream("https://10.1.2.3/internal")["destination"]},
         "destination.configuration.webhook_endpoint",
+    ),
+    *(
+        (
+            method,
+            path,
+            {
+                **(full_stream() if method == "POST" else {}),
+                "destination": {
+                    "type": "webhook",
+                    "configuration": {
+                        "webhook_endpoint": "https://127.0.0.1/h",
+                        "webhook_authorization": auth,
+                    },
+                },
+            },
+            f"destination.configuration.webhook_authorization.{field}",
+        )
+        for method, path in (("POST", "/v1/event-streams"), ("PATCH", "/v1/event-streams/{id}"))
+        for auth, field in (
+            ({"method": "bearer", "token": SECRETS["bearer"] + "\r\nX-Injected: 1"}, "token"),
+            ({"method": "basic", "username": "a:b", "password": SECRETS["password"]}, "username"),
+            (
+                {"method": "basic", "username": "a", "password": SECRETS["password"] + "\n"},
+                "password",
+            ),
+            (
+                {
+                    "method": "custom_header",
+                    "header_key": "X-Key\n",
+                    "header_value": SECRETS["header"],
+                },
+                "header_key",
+            ),
+            (
+                {
+                    "method": "custom_header",
+                    "header_key": "X-Key",
+                    "header_value": SECRETS["header"] + "\x00",
+                },
+                "header_value",
+            ),
+        )
     ),
     ("POST", "/v1/event-streams", {**full_stream(), "status": "paused"}, "status"),
     (
@@ -298,7 +340,7 @@ BAD_INPUT: list[tuple[str, str, Any, str | None]] = [
 
 async def test_bad_input_answers_400_naming_the_field(api: Api) -> None:
     """Every route refuses bad input with a stable error object naming the field."""
-    stream = await api.create("https://example.com/h")
+    stream = await api.create("https://127.0.0.1/h")
     for method, template, given, field in BAD_INPUT:
         path = concrete(template, stream["id"])
         if isinstance(given, bytes):
@@ -317,7 +359,7 @@ async def test_bad_input_answers_400_naming_the_field(api: Api) -> None:
 async def test_unknown_and_deleted_ids_answer_404(api: Api) -> None:
     """Every route under a stream id answers 404 for an id that never existed and for a
     deleted stream (redelivering an event the stream never had is 409)."""
-    stream = await api.create("https://example.com/h")
+    stream = await api.create("https://127.0.0.1/h")
     await api.ok("DELETE", f"/v1/event-streams/{stream['id']}")
     bodies = {
         "patch_event_stream": {"name": "x"},
@@ -331,7 +373,7 @@ async def test_unknown_and_deleted_ids_answer_404(api: Api) -> None:
             path = concrete(route.path, stream_id)
             status, body = await api.call(route.method, path, bodies.get(route.operation_id))
             assert (status, body["code"]) == (404, "not_found"), (route.method, path, body)
-    live = await api.create("https://example.com/h")
+    live = await api.create("https://127.0.0.1/h")
     status, body = await api.call(
         "GET", f"/v1/event-streams/{live['id']}/deliveries/evt_0000000000000000000000"
     )
@@ -386,7 +428,7 @@ async def test_fuzzed_input_never_answers_500(api: Api) -> None:
     """Random JSON values, random bytes and mutated valid bodies on every writable route
     and random query strings on every reading route are never a 500."""
     rng = random.Random(7)
-    stream = await api.create("https://example.com/h")
+    stream = await api.create("https://127.0.0.1/h")
 
     def value(depth: int = 0) -> Any:
         kinds = ["str", "int", "float", "bool", "null", "list", "dict"]

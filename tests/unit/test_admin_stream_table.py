@@ -61,3 +61,19 @@ def test_a_delete_hides_the_stream_until_the_tombstone_and_a_failed_write_change
     table.observe(BASE.id, None)
     table.observe(BASE.id, state(BASE, name="recreated"))
     assert table.streams[BASE.id].name == "recreated"
+
+
+def test_a_conditional_record_on_a_superseded_state_is_ignored() -> None:
+    """A rewrite based on a record that a later one replaced (``tidings secrets rotate``
+    racing a PATCH) never shows; one based on the current record does."""
+    from schemas.constants import HEADER_IF_OFFSET
+
+    table = StreamTable(BOX)
+    table.observe(BASE.id, state(BASE, name="original"), offset=10)
+    table.observe(BASE.id, state(BASE, name="patched"), offset=11)
+    stale = [(HEADER_IF_OFFSET, b"10")]
+    table.observe(BASE.id, state(BASE, name="original"), offset=12, headers=stale)
+    assert table.streams[BASE.id].name == "patched"
+    fresh = [(HEADER_IF_OFFSET, b"11")]
+    table.observe(BASE.id, state(BASE, name="rotated"), offset=13, headers=fresh)
+    assert table.streams[BASE.id].name == "rotated"

@@ -83,6 +83,11 @@ def test_a_file_loads_into_validated_streams_with_secrets_from_the_environment()
             FILE.replace("https://audit.example.com", "ftp://audit"),
             r"streams\[1\] \(audit\): .*\(field: destination\.configuration\.webhook_endpoint\)",
         ),
+        (
+            FILE.replace("${CRM_TOKEN}", "${CRM_TOKEN}\\r\\nX-Injected: 1"),
+            r"streams\[0\] \(crm\): cannot be sent in an HTTP header: it contains a line break "
+            r"\(CR or LF\) \(field: destination\.configuration\.webhook_authorization\.token\)",
+        ),
         (FILE.replace("name: audit", "name: crm"), "the name 'crm' is given twice"),
         ("streams: {}", "streams: must be a list"),
         ("- name: a", "must be a mapping with a `streams` list"),
@@ -97,6 +102,7 @@ def test_a_bad_file_is_one_error_naming_the_place(text: str, message: str) -> No
     with pytest.raises(CliError, match=message) as caught:
         load_file(text, ENV)
     assert "\n" not in str(caught.value)
+    assert ENV["CRM_TOKEN"] not in str(caught.value)
 
 
 def test_prune_can_be_asked_for_in_the_file() -> None:

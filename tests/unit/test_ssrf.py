@@ -24,6 +24,15 @@ from dispatcher.ssrf import DestinationPolicy, DestinationRefusedError, forbidde
         ("fd00:ec2::254", True),  # AWS metadata over IPv6
         ("fe80::1", True),
         ("::ffff:127.0.0.1", True),  # IPv4-mapped loopback
+        ("::ffff:8.8.8.8", True),  # IPv4-mapped, whatever it maps
+        ("::8.8.8.8", True),  # IPv4-compatible (deprecated)
+        ("64:ff9b::7f00:1", True),  # NAT64 of 127.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64, whatever it translates
+        ("64:ff9b:1::a00:1", True),  # NAT64, local-use prefix
+        ("2002:7f00:1::1", True),  # 6to4
+        ("2001:0:4136:e378::1", True),  # Teredo
+        ("fec0::1", True),  # site-local (deprecated)
+        ("feff::1", True),
         ("93.184.216.34", False),
         ("2606:4700:4700::1111", False),
     ],
