@@ -3,7 +3,8 @@
 The jars are fetched once with Maven into a cache outside the work tree
 (``$TIDINGS_CACHE_DIR``, default ``~/.cache/tidings``), the storage directory is formatted
 with ``kafka.tools.StorageTool``, and ``kafka.Kafka`` runs in the background as broker and
-controller on 127.0.0.1. A pid file and the log live in the data directory.
+controller on 127.0.0.1. A pid file and the log live in the data directory. The same class
+is one node of the replicated cluster in :mod:`admin.cluster`.
 """
 
 from __future__ import annotations
@@ -143,17 +144,31 @@ def free_port() -> int:
 
 @dataclass
 class LocalBroker:
-    """One single-node KRaft broker on 127.0.0.1 (broker and controller in one process)."""
+    """One KRaft node on 127.0.0.1 (broker and controller in one process): on its own by
+    default, or one voter of a cluster when ``voters`` names the others."""
 
     port: int = 9092
     data_dir: Path = field(default_factory=default_data_dir)
     controller_port: int | None = None
     heap: str = "512m"
+    node_id: int = 1
+    #: ``controller.quorum.voters`` (``id@host:port,…``); None: this node alone.
+    voters: str | None = None
+    #: The id the storage is formatted with; every node of one cluster shares it.
+    cluster_id: str | None = None
+    #: Replicas of Kafka's own topics (consumer offsets, transactions): the cluster size.
+    internal_replicas: int = 1
+    #: Further ``server.properties`` entries, applied last.
+    properties: dict[str, str] = field(default_factory=dict)
+    #: Further JVM options (before the class name).
+    jvm_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.controller_port is None:
             self.controller_port = self.port + 1
+        if self.voters is None:
+            self.voters = f"{self.node_id}@127.0.0.1:{self.controller_port}"
 
     @property
     def bootstrap_servers(self) -> str:
@@ -174,10 +189,11 @@ class LocalBroker:
         return self.data_dir / "kraft"
 
     def _properties(self) -> str:
+        replicas = str(self.internal_replicas)
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": str(self.voters),
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -185,14 +201,14 @@ class LocalBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self._log_dirs),
-            # A single node on a small machine: internal topics small, no replication,
-            # and no waiting for more group members that will never come.
-            "offsets.topic.replication.factor": "1",
+            # A small machine: internal topics small, replicated only on a cluster, and no
+            # waiting for more group members that will never come.
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": str(min(self.internal_replicas, 2)),
             "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.replication.factor": replicas,
             "share.coordinator.state.topic.num.partitions": "1",
             "group.initial.rebalance.delay.ms": "0",
             "num.partitions": "1",
@@ -200,6 +216,7 @@ class LocalBroker:
             "num.network.threads": "2",
             "num.io.threads": "4",
             "log.cleaner.backoff.ms": "1000",
+            **self.properties,
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -231,6 +248,7 @@ class LocalBroker:
             f"-Xmx{self.heap}",
             "-Xms128m",
             "-XX:+UseG1GC",
+            *self.jvm_options,
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={libs.parent / 'log4j2.yaml'}",
             "-cp",
@@ -241,7 +259,7 @@ class LocalBroker:
     def _format(self, libs: Path, properties: Path) -> None:
         if (self._log_dirs / "meta.properties").exists():
             return
-        cluster_id = _random_cluster_id()
+        cluster_id = self.cluster_id or random_cluster_id()
         result = subprocess.run(
             self._java(
                 libs,
@@ -268,6 +286,13 @@ class LocalBroker:
         Returns False when it was already running (not an error), True when started."""
         if self.is_running():
             return False
+        process = self.launch()
+        self.wait_ready(timeout, process)
+        return True
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Format the storage when new and start the JVM in the background, without waiting
+        for it to answer (a cluster's nodes answer only once a majority of them runs)."""
         if port_open(self.port):
             raise BrokerError(f"port {self.port} is taken by another process")
         libs = kafka_libs()
@@ -281,12 +306,12 @@ class LocalBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                close_fds=True,  # the daemon holds none of its starter's files or sockets
                 start_new_session=True,  # survives the CLI that started it; Ctrl-C is ours
             )
         _CHILDREN[process.pid] = process
         self._pid_file.write_text(str(process.pid))
-        self.wait_ready(timeout, process)
-        return True
+        return process
 
     def wait_ready(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
         """Wait until the broker serves metadata through the admin client."""
@@ -353,8 +378,8 @@ def _reap(pid: int) -> None:
         del _CHILDREN[pid]
 
 
-def _random_cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
+def random_cluster_id() -> str:
+    """A fresh KRaft cluster id: 16 random bytes in URL-safe base64 without padding."""
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

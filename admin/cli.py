@@ -79,7 +79,8 @@ def cmd_topics_ensure(_args: argparse.Namespace, settings: Settings) -> int:
     created = set(ensure_all(settings))
     for spec in required_topics(settings):
         state = "created" if spec.name in created else "exists"
-        print(f"{spec.name}\t{spec.partitions} partitions\t{state}")
+        replicas = "default" if spec.replication_factor < 0 else spec.replication_factor
+        print(f"{spec.name}\t{spec.partitions} partitions\t{replicas} replicas\t{state}")
     return 0
 
 

@@ -16,11 +16,13 @@ from producer.config import Settings
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic: name, partitions and topic-level configuration."""
+    """One topic: name, partitions, topic-level configuration and replicas (-1: the
+    cluster's default.replication.factor)."""
 
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+    replication_factor: int = -1
 
 
 def _retention(value: timedelta) -> str:
@@ -28,8 +30,8 @@ def _retention(value: timedelta) -> str:
 
 
 def required_topics(settings: Settings) -> list[TopicSpec]:
-    """Every topic Tidings needs, with partitions and retention from the settings (and room
-    for the largest record Tidings writes)."""
+    """Every topic Tidings needs, with partitions, retention and replication from the
+    settings (and room for the largest record Tidings writes)."""
     internal = settings.internal_partitions
     specs = [
         TopicSpec(
@@ -60,8 +62,13 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
                 settings.retry_topic(delay), internal, {"retention.ms": _retention(retention)}
             )
         )
-    size = {"max.message.bytes": str(settings.max_record_bytes)}
-    return [TopicSpec(spec.name, spec.partitions, {**spec.config, **size}) for spec in specs]
+    common = {"max.message.bytes": str(settings.max_record_bytes)}
+    if settings.min_insync_replicas is not None:
+        common["min.insync.replicas"] = str(settings.min_insync_replicas)
+    replicas = settings.replication_factor or -1
+    return [
+        TopicSpec(spec.name, spec.partitions, {**spec.config, **common}, replicas) for spec in specs
+    ]
 
 
 def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 30.0) -> list[str]:
@@ -73,7 +80,10 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 3
     futures = admin.create_topics(
         [
             NewTopic(
-                spec.name, num_partitions=spec.partitions, replication_factor=-1, config=spec.config
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=spec.replication_factor,
+                config=spec.config,
             )
             for spec in missing
         ],

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -77,6 +77,20 @@ class Settings(BaseSettings):
     )
     internal_partitions: int = Field(
         6, ge=1, description="Partitions of the retry-tier, deliveries and dead-letter topics."
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Replicas of every topic `tidings topics ensure` creates (3 on a production "
+        "cluster); unset: the cluster's default.replication.factor.",
+    )
+    min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of every topic `tidings topics ensure` creates: how "
+        "many replicas must hold a record before an acks=all write (every Tidings producer) "
+        "succeeds; 2 with 3 replicas survives the loss of any one broker without losing an "
+        "acknowledged event. Unset: the cluster's default. At most replication_factor.",
     )
     dlq_retention: Duration = Field(
         timedelta(days=30), description="Retention of the dead-letter topic."
@@ -150,6 +164,19 @@ class Settings(BaseSettings):
         if len({format_duration(v) for v in value}) != len(value):
             raise ValueError("retry delays must have distinct names")
         return value
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError(
+                f"min_insync_replicas ({self.min_insync_replicas}) exceeds replication_factor "
+                f"({self.replication_factor}): no write could ever succeed"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from admin.api import build_app
-from dispatch_kit import running_dispatcher
+from admin.broker import free_port
+from dispatch_kit import TidingsProcess, running_dispatcher
 from dispatcher.service import Dispatcher
 from dispatcher.signing import generate_secret
 from producer.config import Settings
@@ -105,3 +106,17 @@ async def running_system(settings: Settings) -> AsyncIterator[tuple[Api, Dispatc
             yield api, dispatcher
     finally:
         await client.close()
+
+
+class AdminProcess(TidingsProcess):
+    """``tidings admin serve`` as a real child process on a free port, with :data:`TOKEN`."""
+
+    def __init__(self, settings: Settings, log_path: Any) -> None:
+        self.port = free_port()
+        command = ("admin", "serve", "--host", "127.0.0.1", "--port", str(self.port))
+        super().__init__(settings, log_path, command, env={"TIDINGS_ADMIN_TOKEN": TOKEN})
+
+    @property
+    def url(self) -> str:
+        """The service's base URL."""
+        return f"http://127.0.0.1:{self.port}"

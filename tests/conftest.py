@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -10,14 +9,10 @@ from confluent_kafka.admin import AdminClient
 
 from admin.broker import LocalBroker
 from admin.topics import ensure_all
-from dispatcher.secret_box import generate_key
-from kafka_testkit import running_broker
+from kafka_testkit import fresh_settings, running_broker
 from postgres_kit import PostgresServer, running_postgres
-from producer.config import Settings, load_settings
+from producer.config import Settings
 from receiver import Receiver
-
-#: One secrets key for the session's settings (and its child processes).
-SESSION_SECRETS_KEY = generate_key()
 
 
 @pytest.fixture(scope="session")
@@ -49,19 +44,7 @@ def pg_dsn(postgres_server: PostgresServer) -> str:
 def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings pointing at the session broker, with a topic prefix no other test uses and
     every topic created."""
-    for name in list(__import__("os").environ):
-        if name.startswith("TIDINGS_"):
-            monkeypatch.delenv(name)
-    settings = load_settings(
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        lifecycle_partitions=3,
-        internal_partitions=2,
-        retry_schedule=["1s", "2s"],
-        metrics_port=0,
-        destination_allowlist=["127.0.0.1"],
-        secrets_key=SESSION_SECRETS_KEY,
-    )
+    settings = fresh_settings(monkeypatch, kafka_broker.bootstrap_servers)
     ensure_all(settings)
     return settings
 

@@ -83,10 +83,17 @@ def headers_of(message: Any) -> dict[str, str]:
     return {k: (v or b"").decode() for k, v in message.headers() or ()}
 
 
-class DispatcherProcess:
-    """``tidings dispatcher run`` as a real child process, for crash and signal tests."""
+class TidingsProcess:
+    """A ``tidings`` command as a real child process, configured by the environment from
+    ``settings``, for crash and signal tests."""
 
-    def __init__(self, settings: Settings, log_path: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_path: Any,
+        command: tuple[str, ...],
+        env: dict[str, str] | None = None,
+    ) -> None:
         import json
         import os
 
@@ -104,7 +111,9 @@ class DispatcherProcess:
             if settings.secrets_key
             else "",
             "TIDINGS_DESTINATION_ALLOWLIST": ",".join(settings.destination_allowlist),
+            **(env or {}),
         }
+        self.command = command
         self.log_path = log_path
         self.process: Any = None
 
@@ -115,11 +124,15 @@ class DispatcherProcess:
 
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "admin.cli", "dispatcher", "run"],
+                [sys.executable, "-m", "admin.cli", *self.command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    def alive(self) -> bool:
+        """Whether the process started last is still running."""
+        return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: no chance to commit or clean up."""
@@ -130,6 +143,13 @@ class DispatcherProcess:
         """SIGTERM and wait for the exit; returns the exit status."""
         self.process.terminate()
         return int(self.process.wait(timeout))
+
+
+class DispatcherProcess(TidingsProcess):
+    """``tidings dispatcher run`` as a real child process."""
+
+    def __init__(self, settings: Settings, log_path: Any) -> None:
+        super().__init__(settings, log_path, ("dispatcher", "run"))
 
 
 def old_record(

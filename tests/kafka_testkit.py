@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from admin.broker import LocalBroker, free_port
 from dispatcher.delivery_log import attempt_lines
-from producer.config import Settings
+from dispatcher.secret_box import generate_key
+from producer.config import Settings, load_settings
+
+#: One secrets key for the session's settings (and its child processes).
+SESSION_SECRETS_KEY = generate_key()
 
 
 def read_topic(
@@ -90,3 +97,24 @@ def running_broker(data_dir: Path) -> Iterator[LocalBroker]:
         raise
     yield broker
     broker.stop()
+
+
+def fresh_settings(
+    monkeypatch: pytest.MonkeyPatch, bootstrap_servers: str, **overrides: Any
+) -> Settings:
+    """Test settings for the brokers at ``bootstrap_servers``: a topic prefix no other test
+    uses, small topics, a short retry schedule, and no TIDINGS_* variable of the machine
+    (topics are not created here)."""
+    for name in list(os.environ):
+        if name.startswith("TIDINGS_"):
+            monkeypatch.delenv(name)
+    defaults: dict[str, Any] = {
+        "topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
+        "lifecycle_partitions": 3,
+        "internal_partitions": 2,
+        "retry_schedule": ["1s", "2s"],
+        "metrics_port": 0,
+        "destination_allowlist": ["127.0.0.1"],
+        "secrets_key": SESSION_SECRETS_KEY,
+    }
+    return load_settings(bootstrap_servers=bootstrap_servers, **{**defaults, **overrides})

@@ -160,3 +160,34 @@ async def settle(
         if not account.lost or time.monotonic() > deadline:
             return account
         await asyncio.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    """What the flow still holds once every produced event ended: retry-tier records no
+    tier consumer has passed yet, and lifecycle records the stream's consumer group never
+    committed past (pinned: fetched, perhaps delivered, but never finished)."""
+
+    in_tiers: int
+    pinned: int
+
+    def line(self) -> str:
+        """``in_tiers=T pinned=P``."""
+        return f"in_tiers={self.in_tiers} pinned={self.pinned}"
+
+
+async def leftovers(settings: Settings, stream_id: str, timeout: float) -> Leftovers:
+    """Wait until the stream's lag and every tier's backlog are 0, or ``timeout`` passes
+    (commits trail deliveries by up to one commit interval); return what is left."""
+    from admin.status import collect_status
+
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await asyncio.to_thread(collect_status, settings, 10.0)
+        left = Leftovers(
+            in_tiers=sum(tier.backlog for tier in status.tiers),
+            pinned=sum(s.lag for s in status.streams if s.stream.id == stream_id),
+        )
+        if left == Leftovers(0, 0) or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.5)
