@@ -141,13 +141,18 @@ class Engine:
         held = holding_slot
         try:
             # 1. render
-            rendered = self._render(job)
-            if isinstance(rendered, str):
+            rendered, unusable = self._render(job)
+            if rendered is not None and not (job.event_id and job.event_type):
+                # Headers that are missing take the event's own values.
+                job = job.identified(
+                    job.event_id or rendered.event_id, job.event_type or rendered.event_type
+                )
+            if unusable is not None:
                 if held:
                     runtime.slots.release()
                     held = False
-                return await self.dead_letter(job, rendered, datetime.now(UTC))
-            job = job.identified(rendered.event_id, rendered.event_type)
+                return await self.dead_letter(job, unusable, datetime.now(UTC))
+            assert rendered is not None
             if job.purpose is None and not runtime.wants(job.event_type):
                 return End.SKIPPED  # a record without a type header, now decoded
             # 2. send
@@ -165,17 +170,17 @@ class Engine:
             if held:
                 runtime.slots.release()
 
-    def _render(self, job: Job) -> Rendered | str:
-        """The rendered event, or why the record can never be delivered."""
+    def _render(self, job: Job) -> tuple[Rendered | None, str | None]:
+        """The rendered event, and why the record can never be delivered (None if it can)."""
         try:
             rendered = self._renders.render(job.value, job.purpose)
         except ContractError as exc:
-            return f"poison record: {exc}"
+            return None, f"poison record: {exc}"
         except Exception as exc:
             log.exception("render_failed", stream_id=job.stream_id, event_id=job.event_id)
-            return f"render failed: {type(exc).__name__}: {exc}"
+            return None, f"render failed: {type(exc).__name__}: {exc}"
         mismatch = identity_mismatch(job, rendered)
-        return rendered if mismatch is None else f"poison record: {mismatch}"
+        return rendered, None if mismatch is None else f"poison record: {mismatch}"
 
     async def _send(self, job: Job, runtime: StreamRuntime, rendered: Rendered) -> Outcome:
         """One attempt at the destination; an exception from the client is an outcome too."""
