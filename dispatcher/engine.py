@@ -305,7 +305,11 @@ class Engine:
         try:
             await self._producer.produce(topic, job.value, job.key, job.headers(now, due_at=due))
         except Exception as exc:
-            log.exception("retry_tier_unavailable", stream_id=job.stream_id, topic=topic)
+            # A broker's answer, not a bug: its text says all (no traceback, which would cost
+            # the event loop milliseconds per record while a tier is unavailable).
+            log.error(
+                "retry_tier_unavailable", stream_id=job.stream_id, topic=topic, error=repr(exc)
+            )
             return await self.dead_letter(job, f"retry tier {topic} did not take it: {exc}", now)
         return End.RETRYING
 
@@ -331,7 +335,13 @@ class Engine:
                 await self._producer.produce(self._settings.dlq_topic, value, job.key, headers)
                 break
             except Exception as exc:
-                log.exception("dead_letter_failed", stream_id=job.stream_id, event_id=job.event_id)
+                log.error(
+                    "dead_letter_failed",
+                    stream_id=job.stream_id,
+                    event_id=job.event_id,
+                    error=repr(exc),
+                    retry_in=pause,
+                )
                 if _too_large(exc) and value is not None:
                     value = None
                     headers = job.headers(at, reason=f"{reason} (event too large to keep here)")
@@ -355,9 +365,9 @@ class Engine:
         log.warning("stream_auto_disabled", stream_id=runtime.stream.id, reason=reason)
         try:
             await self._disable(runtime.stream.id, reason)
-        except Exception:
+        except Exception as exc:
             runtime.disabling = False
-            log.exception("stream_auto_disable_failed", stream_id=runtime.stream.id)
+            log.error("stream_auto_disable_failed", stream_id=runtime.stream.id, error=repr(exc))
 
     def _log_attempt(
         self,
