@@ -1,0 +1,57 @@
+"""``tidings outbox init|relay`` and ``tidings capture``: the PostgreSQL sources of events."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from producer.config import Settings
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the long-running commands finish their batch."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def cmd_outbox_init(args: argparse.Namespace, _settings: Settings) -> int:
+    """Create the outbox table and its triggers (idempotent), or print the SQL."""
+    from producer.outbox import OUTBOX_DDL, install
+
+    if args.print_sql:
+        print(OUTBOX_DDL.strip())
+        return 0
+    if not args.dsn:
+        from admin.cli import CliError
+
+        raise CliError("--dsn is required (or --print-sql)")
+    install(args.dsn)
+    print("outbox ready")
+    return 0
+
+
+def cmd_outbox_relay(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish committed outbox rows to Kafka until SIGTERM."""
+    from producer.logs import configure_logging
+    from producer.relay import run_relay
+
+    configure_logging(args.log_level or settings.log_level)
+    return run_relay(args.dsn, settings, _stop_on_signals(), batch_size=args.batch_size)
+
+
+def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``outbox`` (and ``capture``) to the ``tidings`` command line."""
+    outbox = subparsers.add_parser("outbox", help="the transactional outbox on PostgreSQL")
+    outbox_sub = outbox.add_subparsers(dest="action", required=True)
+    init = outbox_sub.add_parser("init", help="create the outbox table (idempotent)")
+    init.add_argument("--dsn", help="postgresql://… of the service's database")
+    init.add_argument("--print-sql", action="store_true", help="print the migration instead")
+    init.set_defaults(handler=cmd_outbox_init)
+    relay = outbox_sub.add_parser("relay", help="publish committed outbox rows until SIGTERM")
+    relay.add_argument("--dsn", required=True, help="postgresql://… of the service's database")
+    relay.add_argument("--batch-size", type=int, default=2000, help="rows per Kafka batch")
+    relay.add_argument("--log-level", help="overrides TIDINGS_LOG_LEVEL")
+    relay.set_defaults(handler=cmd_outbox_relay)
