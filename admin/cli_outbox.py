@@ -42,6 +42,28 @@ def cmd_outbox_relay(args: argparse.Namespace, settings: Settings) -> int:
     return run_relay(args.dsn, settings, _stop_on_signals(), batch_size=args.batch_size)
 
 
+def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
+    """Emit user events for every change of a table until SIGTERM."""
+    from admin.cli import CliError
+    from producer.capture import run_capture
+    from producer.capture_mapping import MappingError, load_mapping
+    from producer.logs import configure_logging
+
+    configure_logging(args.log_level or settings.log_level)
+    try:
+        mapping = load_mapping(args.mapping, args.table)
+        return run_capture(
+            args.dsn,
+            settings,
+            mapping,
+            _stop_on_signals(),
+            slot=args.slot,
+            batch_changes=args.batch_changes,
+        )
+    except MappingError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``outbox`` (and ``capture``) to the ``tidings`` command line."""
     outbox = subparsers.add_parser("outbox", help="the transactional outbox on PostgreSQL")
@@ -55,3 +77,14 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     relay.add_argument("--batch-size", type=int, default=2000, help="rows per Kafka batch")
     relay.add_argument("--log-level", help="overrides TIDINGS_LOG_LEVEL")
     relay.set_defaults(handler=cmd_outbox_relay)
+
+    capture = subparsers.add_parser(
+        "capture", help="user events for every change of a table (logical decoding)"
+    )
+    capture.add_argument("--dsn", required=True, help="postgresql://… (a role with REPLICATION)")
+    capture.add_argument("--table", help="the users table (overrides the mapping file's)")
+    capture.add_argument("--mapping", required=True, help="YAML: subject column and fields")
+    capture.add_argument("--slot", default="tidings_capture", help="replication slot name")
+    capture.add_argument("--batch-changes", type=int, default=10_000, help="changes per batch")
+    capture.add_argument("--log-level", help="overrides TIDINGS_LOG_LEVEL")
+    capture.set_defaults(handler=cmd_capture)

@@ -31,6 +31,7 @@ import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from producer.config import Settings
+from producer.leadership import wait_for_lock
 from producer.outbox import CHANNEL, RELAY_LOCK_KEY, RELAY_LOCK_SPACE, TABLE
 from producer.producer import producer_config, record_headers
 
@@ -105,7 +106,15 @@ class OutboxRelay:
                 with psycopg.connect(
                     self._dsn, autocommit=True, application_name=f"{APPLICATION_NAME}:{os.getpid()}"
                 ) as conn:
-                    if self._lead(conn, stop):
+                    if wait_for_lock(
+                        conn,
+                        RELAY_LOCK_SPACE,
+                        RELAY_LOCK_KEY,
+                        stop,
+                        retry=self._lock_retry,
+                        role="outbox-relay",
+                    ):
+                        self.active.set()
                         self._relay(conn, stop)
             except psycopg.OperationalError as exc:
                 self.active.clear()
@@ -113,24 +122,6 @@ class OutboxRelay:
                 stop.wait(1.0)
         self.active.clear()
         self._producer.flush(10)
-
-    def _lead(self, conn: psycopg.Connection[Any], stop: threading.Event) -> bool:
-        """Block until this connection holds the relay lock; False if stopped first."""
-        conn.execute(f"SET lock_timeout = '{int(self._lock_retry * 1000)}ms'")
-        logged = False
-        while not stop.is_set():
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", (RELAY_LOCK_SPACE, RELAY_LOCK_KEY))
-            except psycopg.errors.LockNotAvailable:
-                if not logged:
-                    log.info("relay_standby")
-                    logged = True
-                continue
-            conn.execute("SET lock_timeout = 0")
-            self.active.set()
-            log.info("relay_active")
-            return True
-        return False
 
     def _relay(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         conn.execute(f"LISTEN {CHANNEL}")
