@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -165,12 +165,18 @@ def scenario_throughput(
     }
 
 
-class ArrivalClock:
-    """A consumer thread noting when each event id was appended to the lifecycle topic (the
-    broker's LogAppendTime, in seconds)."""
+def event_id_of(message: Any) -> str:
+    """A lifecycle record's event id (from its header)."""
+    return str(dict(message.headers() or [])["tidings-event-id"].decode())
 
-    def __init__(self, settings: Settings) -> None:
+
+class ArrivalClock:
+    """A consumer thread noting when each record was appended to the lifecycle topic (the
+    broker's LogAppendTime, in seconds), by ``key_of(record)`` (the event id by default)."""
+
+    def __init__(self, settings: Settings, key_of: Callable[[Any], str] = event_id_of) -> None:
         self.arrived: dict[str, float] = {}
+        self._key_of = key_of
         self._stop = threading.Event()
         self._consumer = Consumer(
             settings.kafka_config(
@@ -193,8 +199,7 @@ class ArrivalClock:
             for message in self._consumer.consume(1000, 0.05):
                 if message.error() is None:
                     appended = message.timestamp()[1] / 1000
-                    event_id = dict(message.headers() or [])["tidings-event-id"].decode()
-                    self.arrived.setdefault(event_id, appended)
+                    self.arrived.setdefault(self._key_of(message), appended)
 
     def stop(self) -> None:
         """Stop and close the consumer."""
