@@ -53,6 +53,7 @@ from outbox_kit import (  # noqa: E402
     account,
     lock_holders,
     outbox_rows,
+    read_until_complete,
     relay_process,
     run_writers,
     seed_users,
@@ -259,7 +260,7 @@ def scenario_kills(
     pg: PostgresServer, bootstrap: str, mutations: int, work: Path
 ) -> dict[str, Any]:
     """The issue's fault run at full size; the account."""
-    from kafka_testkit import read_topic, topic_size
+    from kafka_testkit import topic_size
 
     dsn = pg.create_database()
     install(dsn)
@@ -282,11 +283,8 @@ def scenario_kills(
             relay.start()
         for writer in writers:
             writer.join()
-        expected = len(ledger.committed)
-        while topic_size(settings, topic) < expected:
-            time.sleep(0.05)
+        messages = read_until_complete(settings, set(ledger.committed), timeout=300)
         took = time.monotonic() - started
-        messages = read_topic(settings, topic, expected, 60)
     finally:
         relay.kill()
     result = account(messages, ledger, codec_for(settings))

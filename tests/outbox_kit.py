@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,3 +343,29 @@ def drop_slot(dsn: str, slot: str = "tidings_capture") -> None:
             "WHERE slot_name = %s AND NOT active",
             (slot,),
         )
+
+
+def event_id_header(message: Any) -> str:
+    """A lifecycle record's event id."""
+    return str(dict(message.headers() or [])["tidings-event-id"].decode())
+
+
+def read_until_complete(
+    settings: Settings,
+    expected: set[str],
+    key: Callable[[Any], str] = event_id_header,
+    timeout: float = 90.0,
+) -> list[Any]:
+    """Every record of the lifecycle topic, once ``key`` of the records covers ``expected``
+    (duplicates count in a topic's size, so the size alone says nothing) or ``timeout``
+    passed; the caller's account then shows what is missing."""
+    from kafka_testkit import read_topic, topic_size
+
+    topic = settings.lifecycle_topic
+    deadline = time.monotonic() + timeout
+    while True:
+        size = topic_size(settings, topic)
+        messages = read_topic(settings, topic, size, 30) if size else []
+        if {key(m) for m in messages} >= expected or time.monotonic() > deadline:
+            return messages
+        time.sleep(0.2)

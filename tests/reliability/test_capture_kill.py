@@ -8,14 +8,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kafka_testkit import read_topic, topic_size
+from kafka_testkit import topic_size
 from outbox_kit import (
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
     capture_process,
     copy_users_script,
     drop_slot,
+    event_id_header,
     psql,
+    read_until_complete,
     wait_for_slot,
 )
 from producer.config import Settings
@@ -49,20 +51,15 @@ async def test_kill_9_mid_run_loses_no_change(
             capture.start()
         await asyncio.to_thread(writer.join)
         expected = {f"db|{n}" for n in range(1, USERS + 1)}
-        deadline = time.monotonic() + 90
-        while True:  # duplicates count in the topic's size: read until every user is there
-            size = topic_size(settings, topic)
-            messages = await asyncio.to_thread(read_topic, settings, topic, size, 30)
-            ids_of: dict[str, set[bytes]] = defaultdict(set)
-            for message in messages:
-                headers = dict(message.headers() or [])
-                ids_of[message.key().decode()].add(headers["tidings-event-id"])
-            if set(ids_of) >= expected or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.5)
+        messages = await asyncio.to_thread(
+            read_until_complete, settings, expected, lambda m: m.key().decode()
+        )
     finally:
         capture.kill()
         drop_slot(pg_dsn)
+    ids_of: dict[str, set[str]] = defaultdict(set)
+    for message in messages:
+        ids_of[message.key().decode()].add(event_id_header(message))
     lost = len(expected - set(ids_of))
     duplicates = len(messages) - len(ids_of)
     print(f"\ncapture kill x2: users={USERS} records={len(messages)} dup={duplicates} lost={lost}")

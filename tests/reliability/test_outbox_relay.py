@@ -15,6 +15,7 @@ from outbox_kit import (
     Ledger,
     account,
     lock_holders,
+    read_until_complete,
     relay_process,
     run_writers,
     seed_users,
@@ -56,9 +57,7 @@ async def test_writers_with_rollbacks_and_three_relay_kills_lose_nothing(
             relay.start()
         for writer in writers:
             await asyncio.to_thread(writer.join)
-        expected = len(ledger.committed)
-        await _until(lambda: topic_size(settings, topic) >= expected, 60, relay.log_tail())
-        messages = await asyncio.to_thread(read_topic, settings, topic, expected, 30)
+        messages = await asyncio.to_thread(read_until_complete, settings, set(ledger.committed))
     finally:
         relay.kill()
     result = account(messages, ledger, codec_for(settings))
