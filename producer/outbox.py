@@ -15,7 +15,8 @@ The methods are :class:`EventProducer`'s (same validation, event id, CloudEvents
 encoding, done here in the caller's process): a row holds the finished Kafka record (topic,
 key, type and id headers, encoded value), so the relay publishes exactly what the producer
 would have. ``on(conn)`` accepts a psycopg 3 ``Connection`` or ``Cursor``; ``on_async(conn)``
-an ``AsyncConnection`` or ``AsyncCursor``.
+an ``AsyncConnection`` or ``AsyncCursor``; ``on_sqlalchemy(session)`` a SQLAlchemy
+``Session`` or ``Connection`` whose engine runs on psycopg 3.
 
 **Commit order.** A sequence drawn at insert is not commit order under concurrency. The
 ``BEFORE INSERT`` trigger therefore first takes a transaction-scoped advisory lock on the row's
@@ -38,7 +39,7 @@ migration tool); an ``AFTER INSERT`` statement trigger notifies the relay
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 from psycopg import pq
@@ -137,19 +138,33 @@ class Outbox:
         value, key, _headers = encode_record(self.codec, self.settings, event)
         return (self.topic, key, event.type, event.id, event.purpose, value)
 
-    def on(self, conn: psycopg.Connection[object] | psycopg.Cursor[object]) -> OutboxWriter:
+    def on(self, conn: psycopg.Connection[Any] | psycopg.Cursor[Any]) -> OutboxWriter:
         """The lifecycle methods, writing into ``conn``'s current transaction."""
         return OutboxWriter(self, conn)
 
+    def on_sqlalchemy(self, session: Any) -> OutboxWriter:
+        """The lifecycle methods, writing into a SQLAlchemy ``Session``'s (or Core
+        ``Connection``'s) current transaction; the engine must use psycopg 3
+        (``postgresql+psycopg://…``). Committing or rolling back the session decides the
+        event, as it decides the session's other writes."""
+        connection = session.connection() if callable(session.connection) else session
+        driver = connection.connection.driver_connection
+        if not isinstance(driver, psycopg.Connection):
+            raise OutboxError(
+                "the outbox needs a SQLAlchemy engine on psycopg 3 (postgresql+psycopg://…), "
+                f"not {type(driver).__module__}"
+            )
+        return OutboxWriter(self, driver)
+
     def on_async(
-        self, conn: psycopg.AsyncConnection[object] | psycopg.AsyncCursor[object]
+        self, conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any]
     ) -> AsyncOutboxWriter:
         """The lifecycle methods as coroutines, writing into ``conn``'s current transaction."""
         return AsyncOutboxWriter(self, conn)
 
 
 def _check_in_transaction(
-    connection: psycopg.Connection[object] | psycopg.AsyncConnection[object],
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
 ) -> None:
     # An autocommit connection outside a transaction block would commit the event alone,
     # apart from the change it announces: refuse rather than silently lose the guarantee.
@@ -165,9 +180,7 @@ class OutboxWriter(_LifecycleMethods[str]):
     """:class:`EventProducer`'s methods bound to one psycopg connection or cursor: each call
     inserts the event's row in the current transaction and returns the event id."""
 
-    def __init__(
-        self, outbox: Outbox, conn: psycopg.Connection[object] | psycopg.Cursor[object]
-    ) -> None:
+    def __init__(self, outbox: Outbox, conn: psycopg.Connection[Any] | psycopg.Cursor[Any]) -> None:
         self._settings = outbox.settings
         self._outbox = outbox
         self._conn = conn
@@ -190,7 +203,7 @@ class AsyncOutboxWriter(_LifecycleMethods[Awaitable[str]]):
     """:class:`OutboxWriter` for asyncio: ``await outbox.on_async(conn).user_created(user)``."""
 
     def __init__(
-        self, outbox: Outbox, conn: psycopg.AsyncConnection[object] | psycopg.AsyncCursor[object]
+        self, outbox: Outbox, conn: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any]
     ) -> None:
         self._settings = outbox.settings
         self._outbox = outbox

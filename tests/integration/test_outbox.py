@@ -166,3 +166,31 @@ def test_relay_publishes_what_the_producer_would_and_empties_the_outbox(
     }
     assert codec_for(settings).decode(message.value()) == event
     print(f"commit to consumer: {took * 1000:.0f} ms")
+
+
+def test_sqlalchemy_session_decides_the_event_with_its_other_writes(
+    pg_dsn: str, settings: Settings
+) -> None:
+    """Through a SQLAlchemy Session on psycopg 3, a rolled-back session leaves no event and a
+    committed one leaves its event beside its user row."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    install(pg_dsn)
+    outbox = Outbox(settings)
+    engine = create_engine(pg_dsn.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with Session(engine) as session:
+            session.execute(text("CREATE TABLE people (id text PRIMARY KEY)"))
+            session.commit()
+            session.execute(text("INSERT INTO people VALUES ('auth0|gone')"))
+            outbox.on_sqlalchemy(session).user_created({"user_id": "auth0|gone"})
+            session.rollback()
+            session.execute(text("INSERT INTO people VALUES ('auth0|kept')"))
+            kept = outbox.on_sqlalchemy(session).user_created({"user_id": "auth0|kept"})
+            session.commit()
+    finally:
+        engine.dispose()
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT event_id FROM tidings_outbox").fetchall() == [(kept,)]
+        assert conn.execute("SELECT id FROM people").fetchall() == [("auth0|kept",)]
