@@ -126,6 +126,10 @@ class OutboxRelay:
     def _relay(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         conn.execute(f"LISTEN {CHANNEL}")
         while not stop.is_set():
+            # psycopg keeps notifications that arrive during other queries (one per commit),
+            # unbounded: drop them before each select, which sees those commits anyway.
+            for _ in conn.notifies(timeout=0):
+                pass
             rows = [OutboxRow(*r) for r in conn.execute(_SELECT, (self._batch_size,))]
             if not rows:
                 # Woken by the writers' commits (notifications that arrived since the select
