@@ -24,7 +24,7 @@ from producer.config import Settings
 from producer.outbox import Outbox, install
 from producer.producer import codec_for
 
-MUTATIONS = 6000
+MUTATIONS = 4000
 WRITERS = 8
 SUBJECTS = [f"auth0|{n}" for n in range(300)]
 
@@ -39,7 +39,7 @@ async def _until(condition: object, timeout: float, what: str) -> None:
 async def test_writers_with_rollbacks_and_three_relay_kills_lose_nothing(
     pg_dsn: str, settings: Settings, tmp_path: Path
 ) -> None:
-    """6,000 mutations from 8 concurrent writers, 10% rolled back after writing their event,
+    """4,000 mutations from 8 concurrent writers, 10% rolled back after writing their event,
     the relay killed with SIGKILL three times mid-run: every committed event reaches the
     topic in commit order per subject, no rolled-back event does, and every duplicate
     carries the id first seen for its event."""
@@ -51,7 +51,7 @@ async def test_writers_with_rollbacks_and_three_relay_kills_lose_nothing(
     topic = settings.lifecycle_topic
     try:
         writers = run_writers(pg_dsn, outbox, ledger, MUTATIONS, SUBJECTS, WRITERS, rate=600)
-        for threshold in (800, 2000, 3200):
+        for threshold in (600, 1400, 2200):
             await _until(lambda t=threshold: topic_size(settings, topic) >= t, 60, relay.log_tail())
             relay.kill()
             relay.start()
