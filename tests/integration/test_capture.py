@@ -3,6 +3,7 @@ bulk COPY, arrives as typed user events with mapped fields and previous objects.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from kafka_testkit import read_topic
+from kafka_testkit import read_topic, topic_size
 from outbox_kit import (
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
@@ -21,6 +22,7 @@ from outbox_kit import (
     psql,
     wait_for_slot,
 )
+from producer.capture import CAPTURE_LOCK_SPACE
 from producer.capture_mapping import MappingError, load_mapping
 from producer.config import Settings
 from producer.outbox import Outbox, install
@@ -67,8 +69,9 @@ def test_psql_changes_and_a_bulk_copy_arrive_as_typed_user_events(
         )
         by_user = _events_by_user(settings, BULK + 4)
     finally:
-        capture.terminate()
+        status = capture.terminate()
         drop_slot(pg_dsn)
+    assert status == 0, capture.log_tail()
     assert "db|3" not in by_user  # the outbox announces it; capture does not repeat it
     created, updated = by_user["db|1"]
     assert (created.type, updated.type) == ("user.created", "user.updated")
@@ -119,3 +122,43 @@ def test_capture_refuses_a_mapping_naming_a_missing_column(
     assert capture.process is not None
     assert capture.process.wait(60) == 1
     assert "has no column mail" in capture.log_tail()
+
+
+def test_two_capture_processes_on_one_slot_emit_each_change_once(
+    pg_dsn: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Two capture processes for one slot: one holds the lock and works, the other waits;
+    300 inserted users arrive exactly once each."""
+    psql(pg_dsn, CAPTURE_USERS_DDL)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(CAPTURE_MAPPING)
+    first = capture_process(pg_dsn, settings, mapping, tmp_path / "first.log").start()
+    second = capture_process(pg_dsn, settings, mapping, tmp_path / "second.log").start()
+    try:
+        wait_for_slot(pg_dsn, "tidings_capture", first)
+        deadline = time.monotonic() + 30
+        while len(holders := _capture_lock_holders(pg_dsn)) < 2:
+            assert time.monotonic() < deadline, second.log_tail()
+            time.sleep(0.05)
+        assert sorted(holders) == [False, True]
+        psql(pg_dsn, copy_users_script(1, 100, per_transaction=10))
+        psql(pg_dsn, copy_users_script(101, 200, per_transaction=1))
+        messages = read_topic(settings, settings.lifecycle_topic, 300, timeout=60)
+        time.sleep(1.0)  # a second emitter would have doubled them by now
+        assert topic_size(settings, settings.lifecycle_topic) == 300
+    finally:
+        first.terminate()
+        second.terminate()
+        drop_slot(pg_dsn)
+    assert len({m.key() for m in messages}) == 300
+
+
+def _capture_lock_holders(dsn: str) -> list[bool]:
+    """``granted`` of every capture connection holding or awaiting the capture lock."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT l.granted FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = %s "
+            "AND l.objsubid = 2",
+            (CAPTURE_LOCK_SPACE,),
+        ).fetchall()
+    return [granted for (granted,) in rows]
