@@ -35,17 +35,22 @@ def cmd_outbox_init(args: argparse.Namespace, _settings: Settings) -> int:
 
 def cmd_outbox_relay(args: argparse.Namespace, settings: Settings) -> int:
     """Publish committed outbox rows to Kafka until SIGTERM."""
+    from admin.cli import CliError
     from producer.logs import configure_logging
+    from producer.outbox import OutboxError
     from producer.relay import run_relay
 
     configure_logging(args.log_level or settings.log_level)
-    return run_relay(args.dsn, settings, _stop_on_signals(), batch_size=args.batch_size)
+    try:
+        return run_relay(args.dsn, settings, _stop_on_signals(), batch_size=args.batch_size)
+    except OutboxError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
     """Emit user events for every change of a table until SIGTERM."""
     from admin.cli import CliError
-    from producer.capture import run_capture
+    from producer.capture import CaptureSetupError, run_capture
     from producer.capture_mapping import MappingError, load_mapping
     from producer.logs import configure_logging
 
@@ -60,7 +65,7 @@ def cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
             slot=args.slot,
             batch_changes=args.batch_changes,
         )
-    except MappingError as exc:
+    except (MappingError, CaptureSetupError) as exc:
         raise CliError(str(exc)) from exc
 
 

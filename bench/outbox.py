@@ -12,6 +12,7 @@ warms the broker's JIT first. Scenarios:
 * ``latency``: 8 writer threads commit ``--rate`` events/s in all for ``--seconds``. Latency
   is the writer's clock when its COMMIT returned → the broker's append time of the record
   (``LogAppendTime``; with ``acks=all`` on one broker the acknowledgement follows at once).
+  Its ceiling, in the same run: the producer library's own emit → append at the same rate.
 * ``kills``: the issue's proof at full size: ``--mutations`` transactions from 8 writers,
   10% rolled back after writing their event, the relay killed with SIGKILL at 25, 50 and 75%
   of the run; the account (lost, phantom, duplicates, order per subject).
@@ -61,7 +62,7 @@ from outbox_kit import (  # noqa: E402
 from postgres_kit import PostgresServer, running_postgres  # noqa: E402
 from producer.config import Settings, load_settings  # noqa: E402
 from producer.outbox import Outbox, install  # noqa: E402
-from producer.producer import codec_for, producer_config  # noqa: E402
+from producer.producer import EventProducer, codec_for, producer_config  # noqa: E402
 
 WRITERS = 8
 SUBJECTS = [f"auth0|{n}" for n in range(1000)]
@@ -245,6 +246,7 @@ def scenario_latency(
         for event_id, (_s, _v, committed) in ledger.committed.items()
         if event_id in clock.arrived
     ]
+    direct = direct_latencies(bootstrap, rate, seconds)
     return {
         "target_rate": rate,
         "achieved_rate": round(len(ledger.committed) / written),
@@ -253,7 +255,33 @@ def scenario_latency(
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
         "max_ms": round(max(latencies), 1),
+        "producer_p50_ms": round(percentile(direct, 0.50), 1),
+        "producer_p99_ms": round(percentile(direct, 0.99), 1),
     }
+
+
+def direct_latencies(bootstrap: str, rate: float, seconds: float) -> list[float]:
+    """The ceiling of the latency figure, in the same run: the producer library's own emit →
+    broker append (ms) at the same rate, no database in between."""
+    settings = fresh_settings(bootstrap)
+    clock = ArrivalClock(settings)
+    emitted: dict[str, float] = {}
+    try:
+        with EventProducer(settings) as producer:
+            started = time.monotonic()
+            for n in range(int(rate * seconds)):
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                at = time.time()
+                user = {"user_id": SUBJECTS[n % len(SUBJECTS)], "nickname": f"n{n}"}
+                emitted[producer.user_updated(user)] = at
+        deadline = time.monotonic() + 60
+        while not set(emitted) <= set(clock.arrived) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        clock.stop()
+    return [(clock.arrived[i] - t) * 1000 for i, t in emitted.items() if i in clock.arrived]
 
 
 def scenario_kills(

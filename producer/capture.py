@@ -63,6 +63,10 @@ _PEEK: Final = (
 )
 
 
+class CaptureSetupError(Exception):
+    """The server refused to set capture up (its message says why); retrying will not help."""
+
+
 @dataclass
 class Transaction:
     """One decoded transaction: its changes in order, and whether it wrote the outbox."""
@@ -148,7 +152,7 @@ class ChangeCapture:
                         retry=self._lock_retry,
                         role="capture",
                     ):
-                        table_relid = self.prepare(conn)
+                        table_relid = self._prepare_or_explain(conn)
                         self.active.set()
                         self._capture(conn, table_relid, stop)
             except psycopg.OperationalError as exc:
@@ -157,6 +161,16 @@ class ChangeCapture:
                 stop.wait(1.0)
         self.active.clear()
         self._producer.flush(10)
+
+    def _prepare_or_explain(self, conn: psycopg.Connection[Any]) -> int:
+        try:
+            return self.prepare(conn)
+        except psycopg.Error as exc:
+            if conn.closed:
+                raise  # the connection broke: reconnect and try again
+            # wal_level not logical, no REPLICATION privilege, not the table's owner: waiting
+            # will not help, so say what the server said and stop.
+            raise CaptureSetupError(f"cannot set up capture: {str(exc).strip()}") from exc
 
     def prepare(self, conn: psycopg.Connection[Any]) -> int:
         """Create the publications and the slot where missing (idempotent); the table's oid."""

@@ -32,7 +32,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from producer.config import Settings
 from producer.leadership import wait_for_lock
-from producer.outbox import CHANNEL, RELAY_LOCK_KEY, RELAY_LOCK_SPACE, TABLE
+from producer.outbox import CHANNEL, RELAY_LOCK_KEY, RELAY_LOCK_SPACE, TABLE, OutboxError
 from producer.producer import producer_config, record_headers
 
 log = structlog.get_logger("tidings.relay")
@@ -116,6 +116,10 @@ class OutboxRelay:
                     ):
                         self.active.set()
                         self._relay(conn, stop)
+            except psycopg.errors.UndefinedTable as exc:
+                raise OutboxError(
+                    f"no {TABLE} table in this database: run `tidings outbox init --dsn …`"
+                ) from exc
             except psycopg.OperationalError as exc:
                 self.active.clear()
                 log.warning("relay_connection_lost", error=str(exc).strip())

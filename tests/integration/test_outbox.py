@@ -35,7 +35,11 @@ def _tidings(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_init_is_idempotent_and_prints_its_sql(pg_dsn: str) -> None:
-    """`tidings outbox init` creates the table and may run again; --print-sql shows the DDL."""
+    """`tidings outbox init` creates the table and may run again; --print-sql shows the DDL;
+    a relay started before it exits 1 saying so."""
+    early = _tidings("outbox", "relay", "--dsn", pg_dsn)
+    assert early.returncode == 1
+    assert "tidings outbox init" in early.stderr
     for _ in range(2):
         result = _tidings("outbox", "init", "--dsn", pg_dsn)
         assert result.returncode == 0, result.stderr
