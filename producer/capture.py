@@ -23,7 +23,9 @@ decoded again.
 **Beside the outbox.** When the ``tidings_outbox`` table exists, capture also subscribes to
 its inserts and skips the table changes of any transaction that wrote an outbox row: the
 service announced that change itself, with its business meaning. Changes made around the
-service still produce events, and none is announced twice.
+service still produce events, and none is announced twice. (An outbox installed after the
+slot: its publication is created at the next start, and WAL older than it is decoded
+without it, so outbox transactions of that backlog are not recognised.)
 
 Like the relay, several capture processes may run for one slot: one holds an advisory lock
 and works, the others wait (:mod:`producer.leadership`).
@@ -241,7 +243,7 @@ class ChangeCapture:
             # as with synchronous_commit=off, is not decoded yet): read that position first.
             end = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
             assert end is not None
-            rows = conn.execute(_PEEK, (self._slot, self._batch, publications)).fetchall()
+            rows = self._peek(conn, publications)
             found = transactions([bytes(r[0]) for r in rows], relations, table_relid)
             events = self._events(found, relations)
             if events and not self._publish(events):
@@ -258,6 +260,19 @@ class ChangeCapture:
                 )
             if not events:
                 stop.wait(self._poll)
+
+    def _peek(self, conn: psycopg.Connection[Any], publications: str) -> list[Any]:
+        try:
+            return conn.execute(_PEEK, (self._slot, self._batch, publications)).fetchall()
+        except psycopg.errors.UndefinedObject:
+            table_pub = self.publications[0]
+            if publications == table_pub:
+                raise
+            # pgoutput looks publications up as of the WAL it decodes: WAL older than the
+            # outbox's publication (created after the slot, when the outbox came later)
+            # can only be read without it. Its outbox transactions are not recognised.
+            log.warning("capture_outbox_publication_not_yet_in_effect", slot=self._slot)
+            return conn.execute(_PEEK, (self._slot, self._batch, table_pub)).fetchall()
 
     def _events(
         self, found: Sequence[Transaction], relations: dict[int, Relation]

@@ -162,3 +162,42 @@ def _capture_lock_holders(dsn: str) -> list[bool]:
             (CAPTURE_LOCK_SPACE,),
         ).fetchall()
     return [granted for (granted,) in rows]
+
+
+def test_an_outbox_added_while_capture_has_a_backlog_loses_nothing(
+    pg_dsn: str, settings: Settings, tmp_path: Path
+) -> None:
+    """Capture ran before the outbox existed; a change made while it was stopped, then the
+    outbox's installation, then a restart: the backlog still arrives (WAL older than the
+    outbox's publication is read without it), and afterwards a transaction that wrote the
+    outbox is left to the outbox."""
+    psql(pg_dsn, CAPTURE_USERS_DDL)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(CAPTURE_MAPPING)
+    log = tmp_path / "capture.log"
+    capture = capture_process(pg_dsn, settings, mapping, log).start()
+    try:
+        wait_for_slot(pg_dsn, "tidings_capture", capture)
+        assert capture.terminate() == 0
+        psql(pg_dsn, "INSERT INTO users (id) VALUES (1);")
+        install(pg_dsn)
+        capture.start()
+        psql(pg_dsn, "INSERT INTO users (id) VALUES (2);")
+        read_topic(settings, settings.lifecycle_topic, 2, timeout=60)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute("INSERT INTO users (id) VALUES (3)")
+            Outbox(settings).on(conn).user_created({"user_id": "db|3"})
+        psql(pg_dsn, "INSERT INTO users (id) VALUES (4);")
+        messages = read_topic(settings, settings.lifecycle_topic, 3, timeout=60)
+        deadline = time.monotonic() + 60
+        while b"db|4" not in {m.key() for m in messages}:
+            assert time.monotonic() < deadline
+            messages = read_topic(settings, settings.lifecycle_topic, len(messages) + 1, 60)
+        # Capture acknowledges in commit order: user 3's event, had it been emitted, would be
+        # on the topic before user 4's.
+        size = topic_size(settings, settings.lifecycle_topic)
+    finally:
+        capture.terminate()
+        drop_slot(pg_dsn)
+    assert sorted(m.key() for m in messages) == [b"db|1", b"db|2", b"db|4"]
+    assert size == 3
