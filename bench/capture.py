@@ -34,7 +34,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 
 import psycopg  # noqa: E402
 
-from outbox_kit import (  # noqa: E402
+from capture_kit import (  # noqa: E402
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
     capture_process,

@@ -12,8 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from kafka_testkit import read_topic, topic_size
-from outbox_kit import (
+from capture_kit import (
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
     capture_process,
@@ -22,6 +21,7 @@ from outbox_kit import (
     psql,
     wait_for_slot,
 )
+from kafka_testkit import read_topic, topic_size
 from producer.capture import CAPTURE_LOCK_SPACE
 from producer.capture_mapping import MappingError, load_mapping
 from producer.config import Settings

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from dispatch_kit import register, running_dispatcher, webhook_stream
-from outbox_kit import (
+from capture_kit import (
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
     capture_process,
@@ -14,6 +13,7 @@ from outbox_kit import (
     psql,
     wait_for_slot,
 )
+from dispatch_kit import register, running_dispatcher, webhook_stream
 from producer.config import Settings
 from receiver import Receiver
 

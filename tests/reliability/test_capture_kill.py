@@ -8,17 +8,19 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kafka_testkit import topic_size
-from outbox_kit import (
+from capture_kit import (
     CAPTURE_MAPPING,
     CAPTURE_USERS_DDL,
     capture_process,
     copy_users_script,
     drop_slot,
-    event_id_header,
     psql,
-    read_until_complete,
     wait_for_slot,
+)
+from kafka_testkit import topic_size
+from outbox_kit import (
+    event_id_header,
+    read_until_complete,
 )
 from producer.config import Settings
 
