@@ -60,6 +60,8 @@ CHANNEL: Final = "tidings_outbox"
 SUBJECT_LOCK_SPACE: Final = 0x7469
 RELAY_LOCK_SPACE: Final = 0x7472
 RELAY_LOCK_KEY: Final = 1
+#: Second key of the lock that serialises concurrent runs of the migration.
+MIGRATION_LOCK_KEY: Final = 0
 
 #: The migration: idempotent, safe to run again on every deploy (version 1 of the table).
 OUTBOX_DDL: Final = f"""
@@ -116,7 +118,7 @@ def install(dsn: str) -> None:
     """Create or update the outbox table, its sequence and triggers (idempotent)."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         # Two deploys running the migration at once must not race on CREATE ... IF NOT EXISTS.
-        conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (RELAY_LOCK_SPACE,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (RELAY_LOCK_SPACE, MIGRATION_LOCK_KEY))
         conn.execute(OUTBOX_DDL.encode())
 
 
