@@ -17,7 +17,7 @@ warms the broker's JIT first. Scenarios:
   10% rolled back after writing their event, the relay killed with SIGKILL at 25, 50 and 75%
   of the run; the account (lost, phantom, duplicates, order per subject).
 
-    python bench/outbox.py [--scenario all|throughput|latency|kills] [--events 20000]
+    python bench/outbox.py [--scenario all|throughput|latency|kills] [--events 50000]
         [--rate 1000] [--seconds 10] [--mutations 20000] [--bootstrap HOST:PORT] [--json]
 """
 
@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scenario", default="all", choices=["all", "throughput", "latency", "kills"]
     )
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--mutations", type=int, default=20_000)
