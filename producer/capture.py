@@ -7,9 +7,10 @@ table on the server, and its messages carry each column's type. psycopg 3 does n
 streaming replication protocol, so the slot is read over plain SQL:
 ``pg_logical_slot_peek_binary_changes`` returns the committed transactions after the slot's
 confirmed position without consuming them, and ``pg_replication_slot_advance`` confirms a
-position once Kafka acknowledged every event up to it. (wal2json would mean a Debian package
-beside the server; a replication-protocol client would mean a second driver.) The messages
-are read by :mod:`producer.pgoutput`.
+position once Kafka acknowledged every event up to it. (``pg_recvlogical`` streams, but
+confirms what it wrote to its output rather than what Kafka acknowledged, and a logical slot
+cannot go back; wal2json would mean a Debian package beside the server; a replication-protocol
+client would mean a second driver.) The messages are read by :mod:`producer.pgoutput`.
 
 **At-least-once, resumable.** One cycle: peek up to ``batch_changes`` changes (whole
 transactions), build and produce their events keyed by subject with the idempotent producer,
