@@ -46,8 +46,6 @@ _SELECT: Final = (
     "ORDER BY seq LIMIT %s"
 )
 _DELETE: Final = f"DELETE FROM {TABLE} WHERE seq = ANY(%s)"
-#: Longest wait for a notification before the relay looks at the table anyway (seconds).
-_IDLE_WAIT: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +76,10 @@ def deletable(rows: Sequence[OutboxRow], failed: set[int]) -> list[int]:
 
 
 class OutboxRelay:
-    """The relay loop: ``run(stop)`` until ``stop`` is set, reconnecting after errors."""
+    """The relay loop: ``run(stop)`` until ``stop`` is set, reconnecting after errors.
+
+    ``idle_wait`` is the longest wait for a notification before an idle relay looks at the
+    table anyway (a safety net), and how soon it notices a stop request."""
 
     def __init__(
         self,
@@ -87,11 +88,13 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         lock_retry: float = 1.0,
+        idle_wait: float = 0.5,
         kafka_overrides: dict[str, Any] | None = None,
     ) -> None:
         self._dsn = dsn
         self._batch_size = batch_size
         self._lock_retry = lock_retry
+        self._idle_wait = idle_wait
         # The relay waits for every batch's acknowledgements (flush), so librdkafka's linger
         # would only add latency.
         config = producer_config(settings, {"linger.ms": 1, **(kafka_overrides or {})})
@@ -139,7 +142,7 @@ class OutboxRelay:
                 # Woken by the writers' commits (notifications that arrived since the select
                 # are queued: the wait returns at once); the timeout is a safety net, and
                 # how often a stop request is noticed.
-                for _ in conn.notifies(timeout=_IDLE_WAIT, stop_after=1):
+                for _ in conn.notifies(timeout=self._idle_wait, stop_after=1):
                     pass
                 continue
             failed = self._publish(rows)

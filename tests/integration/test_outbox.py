@@ -19,6 +19,7 @@ from outbox_kit import lock_holders, outbox_rows, relay_process
 from producer.config import Settings
 from producer.outbox import Outbox, OutboxError, install
 from producer.producer import codec_for
+from producer.relay import APPLICATION_NAME, OutboxRelay
 from schemas.errors import EventValidationError
 from schemas.models import make_event
 
@@ -198,3 +199,38 @@ def test_sqlalchemy_session_decides_the_event_with_its_other_writes(
     with psycopg.connect(pg_dsn) as conn:
         assert conn.execute("SELECT event_id FROM tidings_outbox").fetchall() == [(kept,)]
         assert conn.execute("SELECT id FROM people").fetchall() == [("auth0|kept",)]
+
+
+def test_an_idle_relay_wakes_on_the_commit_not_on_its_poll(pg_dsn: str, settings: Settings) -> None:
+    """With a 60 s safety poll, an idle relay still publishes and deletes a committed row
+    within seconds: LISTEN/NOTIFY woke it."""
+    install(pg_dsn)
+    relay = OutboxRelay(pg_dsn, settings, idle_wait=60.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,))
+    thread.start()
+    try:
+        assert relay.active.wait(30)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            # Commit only once the relay found the table empty: from then on only the
+            # notification (or the 60 s poll) makes it look again.
+            while not conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s "
+                "AND state = 'idle' AND query LIKE 'SELECT seq%%'",
+                (f"{APPLICATION_NAME}:%",),
+            ).fetchone():
+                time.sleep(0.01)
+            with conn.transaction():
+                Outbox(settings).on(conn).user_created({"user_id": "auth0|woken"})
+        committed = time.monotonic()
+        while outbox_rows(pg_dsn):
+            assert time.monotonic() - committed < 10, "the relay did not wake on the commit"
+            time.sleep(0.01)
+        took = time.monotonic() - committed
+    finally:
+        stop.set()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("NOTIFY tidings_outbox")  # wake it to notice the stop
+        thread.join(30)
+    assert relay.published == 1
+    print(f"idle relay: commit to delete {took * 1000:.0f} ms")
