@@ -52,6 +52,58 @@ def subject_key(event: LifecycleEvent) -> str:
     return str(obj.id)
 
 
+def record_headers(
+    event_type: str, event_id: str, purpose: str | None
+) -> list[tuple[str, str | bytes | None]]:
+    """The headers of a lifecycle record: type and id (and purpose on test events), so
+    consumers filter and dedupe without decoding."""
+    headers: list[tuple[str, str | bytes | None]] = [
+        (constants.HEADER_EVENT_TYPE, event_type.encode()),
+        (constants.HEADER_EVENT_ID, event_id.encode()),
+    ]
+    if purpose:
+        headers.append((constants.HEADER_PURPOSE, purpose.encode()))
+    return headers
+
+
+def encode_record(codec: AvroCodec, settings: Settings, event: LifecycleEvent) -> Encoded:
+    """Encode and size-check an event into its record (value, key, headers); nothing is sent
+    when this raises :class:`~schemas.errors.EventValidationError`."""
+    payload = codec.encode(event)
+    if len(payload) > settings.max_event_bytes:
+        raise EventValidationError(
+            [
+                FieldError(
+                    "data",
+                    f"the encoded event is {len(payload)} bytes, over the limit of "
+                    f"{settings.max_event_bytes} bytes",
+                )
+            ],
+            context="event too large",
+        )
+    return payload, subject_key(event), record_headers(event.type, event.id, event.purpose)
+
+
+def producer_config(
+    settings: Settings, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """librdkafka settings of every lifecycle producer (the library's and the outbox relay's):
+    idempotent, ``acks=all``, small batches."""
+    config = settings.kafka_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "batch.size": RECORD_BATCH_BYTES,
+            "queue.buffering.max.messages": settings.producer_buffer_messages,
+            "message.max.bytes": settings.max_record_bytes,
+        }
+    )
+    config.update(overrides or {})
+    return config
+
+
 def _plain(entity: Entity | None) -> dict[str, Any] | None:
     if entity is None:
         return None
@@ -63,7 +115,7 @@ def _plain(entity: Entity | None) -> dict[str, Any] | None:
 class _LifecycleMethods(ABC, Generic[R]):
     """One method per event type, shared by the sync and async producers."""
 
-    _core: _KafkaCore
+    _settings: Settings
 
     @abstractmethod
     def _send(self, event: LifecycleEvent) -> R:
@@ -81,7 +133,7 @@ class _LifecycleMethods(ABC, Generic[R]):
             _plain(obj) or {},
             _plain(previous),
             _plain(context),
-            tenant=self._core.settings.tenant,
+            tenant=self._settings.tenant,
         )
         return self._send(event)
 
@@ -158,18 +210,7 @@ class _KafkaCore:
         self.settings = settings
         self.codec = codec or codec_for(settings)
         self.topic = topic or settings.lifecycle_topic
-        config = settings.kafka_config(
-            **{
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                "batch.size": RECORD_BATCH_BYTES,
-                "queue.buffering.max.messages": settings.producer_buffer_messages,
-                "message.max.bytes": settings.max_record_bytes,
-            }
-        )
-        config.update(overrides or {})
+        config = producer_config(settings, overrides)
         self.producer = Producer(config)
         self.closed = False
         self._stop = threading.Event()
@@ -185,25 +226,7 @@ class _KafkaCore:
 
     def encode(self, event: LifecycleEvent) -> Encoded:
         """Encode and size-check an event; nothing is sent when this raises."""
-        payload = self.codec.encode(event)
-        if len(payload) > self.settings.max_event_bytes:
-            raise EventValidationError(
-                [
-                    FieldError(
-                        "data",
-                        f"the encoded event is {len(payload)} bytes, over the limit of "
-                        f"{self.settings.max_event_bytes} bytes",
-                    )
-                ],
-                context="event too large",
-            )
-        headers: list[tuple[str, str | bytes | None]] = [
-            (constants.HEADER_EVENT_TYPE, event.type.encode()),
-            (constants.HEADER_EVENT_ID, event.id.encode()),
-        ]
-        if event.purpose:
-            headers.append((constants.HEADER_PURPOSE, event.purpose.encode()))
-        return payload, subject_key(event), headers
+        return encode_record(self.codec, self.settings, event)
 
     def try_produce(
         self,
@@ -258,6 +281,7 @@ class EventProducer(_LifecycleMethods[str]):
         buffer_timeout: float = 30.0,
         kafka_overrides: Mapping[str, Any] | None = None,
     ) -> None:
+        self._settings = settings
         self._core = _KafkaCore(settings, codec, topic, kafka_overrides)
         self._buffer_timeout = buffer_timeout
         self._failures: list[BaseException] = []
@@ -331,6 +355,7 @@ class AsyncEventProducer(_LifecycleMethods[Awaitable[str]]):
         topic: str | None = None,
         kafka_overrides: Mapping[str, Any] | None = None,
     ) -> None:
+        self._settings = settings
         self._core = _KafkaCore(settings, codec, topic, kafka_overrides)
 
     def _send(self, event: LifecycleEvent) -> Awaitable[str]:

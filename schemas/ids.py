@@ -6,6 +6,7 @@ ids never collide and cannot be guessed.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
 
@@ -19,15 +20,19 @@ _BASE62_SET = frozenset(_BASE62)
 _SPACE = len(_BASE62) ** ID_RANDOM_LENGTH
 
 
-def _new_id(prefix: str) -> str:
-    # One draw from the OS's CSPRNG, written in base62 with leading zeros: a quarter of the
-    # CPU of drawing each character separately (the producer makes one id per event).
-    number = secrets.randbelow(_SPACE)
+def _written(prefix: str, number: int) -> str:
+    # ``number`` (below _SPACE) in base62 with leading zeros.
     digits = []
     for _ in range(ID_RANDOM_LENGTH):
         number, digit = divmod(number, 62)
         digits.append(_BASE62[digit])
     return prefix + "".join(digits)
+
+
+def _new_id(prefix: str) -> str:
+    # One draw from the OS's CSPRNG: a quarter of the CPU of drawing each character
+    # separately (the producer makes one id per event).
+    return _written(prefix, secrets.randbelow(_SPACE))
 
 
 def _has_shape(value: object, prefix: str) -> bool:
@@ -55,3 +60,11 @@ def is_event_id(value: object) -> bool:
 def is_stream_id(value: object) -> bool:
     """Tell whether ``value`` is a well-formed stream id."""
     return _has_shape(value, STREAM_ID_PREFIX)
+
+
+def derived_event_id(seed: bytes) -> str:
+    """An event id that is a function of ``seed`` (a BLAKE2b digest written like a random
+    one): sources that may repeat an event after a crash, such as change capture keyed by a
+    commit's WAL position, give the repeat the same id, so receivers dedupe it."""
+    digest = hashlib.blake2b(seed, digest_size=17).digest()
+    return _written(EVENT_ID_PREFIX, int.from_bytes(digest) % _SPACE)
