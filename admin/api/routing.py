@@ -133,6 +133,9 @@ def _out_of_range() -> ApiError:
 
 #: Paths reachable without a token.
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
+#: Paths that also take the token as ``?access_token=`` (a browser's EventSource cannot send
+#: headers); the header wins when both are given.
+QUERY_TOKEN_PATHS: Final = frozenset({"/v1/events"})
 
 
 def auth_middleware(token: str) -> Middleware:
@@ -145,6 +148,8 @@ def auth_middleware(token: str) -> Middleware:
         if request.path in PUBLIC_PATHS:
             return await handler(request)
         header = request.headers.get("Authorization", "")
+        if not header and request.path in QUERY_TOKEN_PATHS:
+            header = "Bearer " + request.query.get("access_token", "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
