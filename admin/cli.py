@@ -217,13 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every stream with TIDINGS_SECRETS_KEY"
     ).set_defaults(handler=cmd_secrets_rotate)
 
-    from admin import api, apply, cli_streams, dlq, status
+    from admin import api, apply, cli_streams, dlq, listen, status
 
     api.register_cli(sub)
     dlq.register_cli(sub)
     status.register_cli(sub)
     cli_streams.register_cli(sub)
     apply.register_cli(sub)
+    listen.register_cli(sub)
 
     run_all = sub.add_parser("run", help="the whole system on this machine (make run)")
     run_all.add_argument("--broker-port", type=int, default=9092)
