@@ -17,24 +17,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 import structlog
 from aiohttp import web
 from confluent_kafka import KafkaException, Message, TopicPartition
-from multidict import MultiMapping
 
-from admin.api.errors import ApiError, invalid, unavailable
-from admin.api.event_cursor import CursorError, Positions, decode_cursor, encode_cursor
+from admin.api.connection_limit import ConnectionLimiter
+from admin.api.errors import unavailable
+from admin.api.event_cursor import Positions, encode_cursor
+from admin.api.events_openapi import OPENAPI_PATH_ITEM
+from admin.api.events_request import (
+    ACCESS_TOKEN_PARAM,
+    EVENTS_PATH,
+    StartRequest,
+    parse_request,
+    resolve_cursor,
+)
 from admin.api.sse import comment_frame, error_frame, event_frame, offset_only_frame, retry_frame
 from admin.api.state import STATE
 from dispatcher.jobs import header_map
 from dispatcher.kafka_io import AsyncConsumer
-from dispatcher.subscriptions import SubscriptionFilter, validate_pattern
+from dispatcher.subscriptions import SubscriptionFilter
 from producer.config import Settings
 from schemas.codec import AvroCodec
 from schemas.constants import HEADER_EVENT_TYPE
@@ -43,122 +48,13 @@ from schemas.fast_render import render_record_json
 
 log = structlog.get_logger(__name__)
 
-EVENTS_PATH: Final = "/v1/events"
-#: The query parameter a browser's EventSource (which cannot send headers) passes the token in.
-ACCESS_TOKEN_PARAM: Final = "access_token"
 #: Records consumed (and frames written) per round: bounds a connection's buffered events.
 BATCH: Final = 200
 #: Longest wait for records in one round, so heartbeats and the deadline are kept.
 POLL_SECONDS: Final = 0.25
 #: The EventSource reconnection delay the server suggests.
 RETRY_MILLISECONDS: Final = 2000
-#: Seconds a client turned away for too many connections is told to wait.
-RETRY_AFTER_SECONDS: Final = 5
 _KAFKA_TIMEOUT: Final = 10.0
-_QUERY: Final = frozenset({"from", "from_timestamp", "event_type", ACCESS_TOKEN_PARAM})
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    """Where a connection starts, and which types it wants (no patterns: every type)."""
-
-    cursor: Positions | None = None
-    from_ms: int | None = None
-    patterns: tuple[str, ...] = ()
-
-
-def _timestamp_ms(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("a timestamp needs a time zone (Z or +hh:mm)")
-    return int(moment.timestamp() * 1000)
-
-
-def parse_request(query: MultiMapping[str], last_event_id: str | None) -> StartRequest:
-    """Read the query and ``Last-Event-ID`` (which wins over ``from``); 400 naming the bad
-    parameter."""
-    for name in query:
-        if name not in _QUERY:
-            raise invalid(name, "unknown query parameter")
-    for name in ("from", "from_timestamp"):
-        if len(query.getall(name, [])) > 1:
-            raise invalid(name, "given more than once")
-    cursor: Positions | None = None
-    field, text = ("Last-Event-ID", last_event_id) if last_event_id else ("from", query.get("from"))
-    if text is not None:
-        try:
-            cursor = decode_cursor(text)
-        except CursorError as exc:
-            raise invalid(field, str(exc)) from None
-    from_ms: int | None = None
-    if "from_timestamp" in query:
-        if "from" in query:
-            raise invalid("from_timestamp", "give either from or from_timestamp")
-        try:
-            from_ms = _timestamp_ms(query["from_timestamp"])
-        except (ValueError, OverflowError, OSError):
-            raise invalid(
-                "from_timestamp", "an RFC 3339 time (2026-01-01T00:00:00Z) or epoch milliseconds"
-            ) from None
-    patterns: list[str] = []
-    for given in query.getall("event_type", []):
-        for pattern in filter(None, (p.strip() for p in given.split(","))):
-            try:
-                patterns.append(validate_pattern(pattern))
-            except ValueError as exc:
-                raise invalid("event_type", str(exc)) from None
-    return StartRequest(cursor, from_ms, tuple(patterns))
-
-
-def resolve_cursor(cursor: Positions, marks: Mapping[int, tuple[int, int]]) -> Positions:
-    """The start of every partition for a cursor, given each partition's (low, high)
-    watermarks. 410 when the topic no longer holds where the cursor points (retention moved
-    the low watermark past it); 400 for a cursor of another topic. Partitions the cursor
-    does not name (added since) start at their oldest record."""
-    for partition, offset in cursor.items():
-        if partition not in marks:
-            raise invalid("from", f"not a cursor of this topic (no partition {partition})")
-        low, high = marks[partition]
-        if offset > high:
-            raise invalid("from", "not a cursor of this topic (past its end)")
-        if offset < low:
-            raise ApiError(
-                410,
-                "cursor_expired",
-                "the events after this cursor are past the lifecycle topic's retention; "
-                "start again with from_timestamp",
-                "from",
-            )
-    return {p: cursor.get(p, low) for p, (low, _high) in marks.items()}
-
-
-class ConnectionLimiter:
-    """How many Events API connections each token holds; 429 past the limit."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._open: dict[str, int] = {}
-
-    @contextlib.contextmanager
-    def hold(self, token: str) -> Iterator[None]:
-        """One connection of ``token`` for the duration of the block."""
-        key = hashlib.sha256(token.encode(errors="surrogateescape")).hexdigest()
-        if self._open.get(key, 0) >= self._limit:
-            raise ApiError(
-                429,
-                "too_many_connections",
-                f"this token already holds {self._limit} Events API connections",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        self._open[key] = self._open.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            self._open[key] -= 1
-            if not self._open[key]:
-                del self._open[key]
 
 
 LIMITER: Final = web.AppKey("tidings_events_limiter", ConnectionLimiter)
@@ -335,8 +231,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             await response.prepare(request)
             try:
                 await _pump(request, response, consumer, positions, accept, codec, settings)
-            except (ConnectionError, asyncio.CancelledError):
-                raise
+            except ConnectionError:
+                pass  # the client left while a write waited: nothing to tell anyone
             except KafkaException as exc:
                 log.warning("events_api_kafka_error", error=str(exc))
                 with contextlib.suppress(ConnectionError):
@@ -346,86 +242,4 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             await consumer.close()
 
 
-_ERROR: Final = {"$ref": "#/components/schemas/ErrorOut"}
-
-#: The route's OpenAPI path item (a stream, so written here rather than from models).
-OPENAPI_PATH_ITEM: Final[dict[str, Any]] = {
-    "get": {
-        "operationId": "stream_events",
-        "summary": "Lifecycle events over Server-Sent Events, resumable by cursor",
-        "description": (
-            'Each event is `event: <type>`, `id: <cursor>`, `data: {"offset": <cursor>, '
-            '"event": <CloudEvent>}`. While no event matches, heartbeat comments and '
-            '`offset-only` events (`data: {"offset": <cursor>}`) keep the cursor current. '
-            "`event: error` precedes a close by the server. Resume with `Last-Event-ID` "
-            "(wins) or `from`."
-        ),
-        "tags": ["events"],
-        "security": [{"bearer": []}],
-        "parameters": [
-            {
-                "name": "from",
-                "in": "query",
-                "required": False,
-                "description": "Resume exactly after the event whose cursor this is.",
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "from_timestamp",
-                "in": "query",
-                "required": False,
-                "description": "Start at the first event at or after this time (RFC 3339 or "
-                "epoch milliseconds). Without from or from_timestamp: new events only.",
-                "schema": {"type": "string"},
-            },
-            {
-                "name": "event_type",
-                "in": "query",
-                "required": False,
-                "description": "Event types to receive (repeat it; wildcards such as user.*).",
-                "schema": {"type": "array", "items": {"type": "string"}},
-                "style": "form",
-                "explode": True,
-            },
-            {
-                "name": "Last-Event-ID",
-                "in": "header",
-                "required": False,
-                "description": "The last cursor received; wins over from.",
-                "schema": {"type": "string"},
-            },
-            {
-                "name": ACCESS_TOKEN_PARAM,
-                "in": "query",
-                "required": False,
-                "description": "The token, for a browser EventSource (which cannot send "
-                "headers); prefer the Authorization header elsewhere.",
-                "schema": {"type": "string"},
-            },
-        ],
-        "responses": {
-            "200": {
-                "description": "The event stream",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            },
-            **{
-                str(status): {
-                    "description": text,
-                    "content": {"application/json": {"schema": _ERROR}},
-                }
-                for status, text in (
-                    (400, "A malformed cursor, timestamp or event type (field names which)."),
-                    (401, "No bearer token."),
-                    (403, "Wrong bearer token."),
-                    (
-                        410,
-                        "The cursor is older than the lifecycle topic's retention: use "
-                        "from_timestamp.",
-                    ),
-                    (429, "Too many connections for this token (see Retry-After)."),
-                    (503, "Kafka is not available."),
-                )
-            },
-        },
-    }
-}
+__all__ = ["EVENTS_PATH", "LIMITER", "OPENAPI_PATH_ITEM", "STOPPING", "install", "stream_events"]

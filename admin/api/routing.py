@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from admin.api.errors import ApiError, Handler, from_validation
+from admin.api.events_request import ACCESS_TOKEN_PARAM, EVENTS_PATH
 from admin.api.state import STATE, AdminState
 
 
@@ -135,7 +136,7 @@ def _out_of_range() -> ApiError:
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
 #: Paths that also take the token as ``?access_token=`` (a browser's EventSource cannot send
 #: headers); the header wins when both are given.
-QUERY_TOKEN_PATHS: Final = frozenset({"/v1/events"})
+QUERY_TOKEN_PATHS: Final = frozenset({EVENTS_PATH})
 
 
 def auth_middleware(token: str) -> Middleware:
@@ -149,7 +150,7 @@ def auth_middleware(token: str) -> Middleware:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header and request.path in QUERY_TOKEN_PATHS:
-            header = "Bearer " + request.query.get("access_token", "")
+            header = "Bearer " + request.query.get(ACCESS_TOKEN_PARAM, "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from multidict import MultiDict
 
+from admin.api.connection_limit import ConnectionLimiter
 from admin.api.errors import ApiError
 from admin.api.event_cursor import CursorError, decode_cursor, encode_cursor
-from admin.api.events_routes import ConnectionLimiter, parse_request, resolve_cursor
+from admin.api.events_request import parse_request, resolve_cursor
 from admin.api.sse import event_frame, offset_only_frame
 
 
