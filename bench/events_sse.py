@@ -9,7 +9,8 @@ The admin server runs as its own process (``tidings admin serve``) against an em
   records in the same run.
 * latency: a live connection while events are produced at ``--rate`` per second for
   ``--seconds``; each event's time is set when it is emitted, and the latency is receipt minus
-  that time (p50/p99).
+  that time (p50/p99). A plain consumer in a process of its own receives the same events:
+  its latency is the ceiling, so the difference is what the Events API adds.
 
     python bench/events_sse.py [--events 50000] [--rate 1000] [--seconds 10] [--json]
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -33,13 +35,13 @@ from typing import Any
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import aiohttp  # noqa: E402
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from admin.broker import free_port  # noqa: E402
 from admin.topics import ensure_topics, required_topics  # noqa: E402
 from producer.config import Settings, load_settings  # noqa: E402
-from producer.producer import EventProducer  # noqa: E402
+from producer.producer import EventProducer, codec_for  # noqa: E402
 from schemas.ids import new_event_id  # noqa: E402
 from schemas.timestamps import utc_now  # noqa: E402
 
@@ -113,11 +115,49 @@ async def _read_all(base: str, count: int) -> float:
     raise RuntimeError("the stream ended early")
 
 
-async def _latency(base: str, settings: Settings, rate: int, seconds: float) -> list[float]:
+def _plain_tail(servers: str, prefix: str, skip_id: str, ready: Any, done: Any, out: Any) -> None:
+    """In a process of its own (so that no GIL is shared with the bench): a plain consumer
+    following the topic's end, the latency ceiling without the Events API."""
+    settings = load_settings(bootstrap_servers=servers, topic_prefix=prefix)
+    codec = codec_for(settings)
+    topic = settings.lifecycle_topic
+    config = {"group.id": f"bench-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    consumer = Consumer(settings.kafka_config(**config, **{"fetch.wait.max.ms": 20}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in partitions])
+    consumer.consume(1, 1.0)  # join the fetch loop before the producer starts
+    ready.set()
+    latencies: list[float] = []
+    while not done.is_set():
+        # One record with a wait, then what is queued: consume(100, t) would hold the first
+        # record until a hundred arrived or t passed.
+        first = consumer.consume(1, 0.1)
+        for message in first + (consumer.consume(99, 0) if first else []):
+            if message.error() is not None:
+                continue
+            now = datetime.now(UTC)
+            record = codec.decode_record(message.value() or b"")
+            if record["id"] != skip_id:
+                latencies.append((now - record["time"]).total_seconds() * 1000)
+    consumer.close()
+    out.put(latencies)
+
+
+async def _latency(
+    base: str, settings: Settings, rate: int, seconds: float
+) -> tuple[list[float], list[float]]:
     """Produce at ``rate``/s into a live connection; the latency of each event, in ms."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     pool = bench_producer.build_events(min(1000, rate))
     latencies: list[float] = []
+    spawn = multiprocessing.get_context("spawn")
+    ready, done, out = spawn.Event(), spawn.Event(), spawn.Queue()
+    plain = spawn.Process(
+        target=_plain_tail,
+        args=(settings.bootstrap_servers, settings.topic_prefix, pool[0].id, ready, done, out),
+    )
+    plain.start()
+    await asyncio.to_thread(ready.wait, 60)
     total = int(rate * seconds)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
     async with (
@@ -160,7 +200,10 @@ async def _latency(base: str, settings: Settings, rate: int, seconds: float) -> 
             if len(latencies) >= total:
                 break
         await task
-    return latencies
+    done.set()
+    ceiling: list[float] = await asyncio.to_thread(out.get, True, 30)
+    plain.join(10)
+    return latencies, ceiling
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -194,7 +237,7 @@ def run(events: int, rate: int, seconds: float, bootstrap: str | None) -> dict[s
         try:
             asyncio.run(_wait_ready(base))
             sse_rate = asyncio.run(_read_all(base, events))
-            latencies = asyncio.run(_latency(base, settings, rate, seconds))
+            latencies, plain = asyncio.run(_latency(base, settings, rate, seconds))
         finally:
             server.terminate()
             server.wait(30)
@@ -207,6 +250,8 @@ def run(events: int, rate: int, seconds: float, bootstrap: str | None) -> dict[s
         "latency_events": len(latencies),
         "latency_p50_ms": round(_percentile(latencies, 0.50), 1),
         "latency_p99_ms": round(_percentile(latencies, 0.99), 1),
+        "plain_consumer_p50_ms": round(_percentile(plain, 0.50), 1),
+        "plain_consumer_p99_ms": round(_percentile(plain, 0.99), 1),
         "cores": os.cpu_count(),
     }
 
@@ -230,7 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{result['consume_ceiling_events_per_s']:,}/s), {result['events']:,} events\n"
             f"produce -> SSE receipt at {result['paced_rate']:,}/s: "
             f"p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms "
-            f"({result['latency_events']:,} events; {result['cores']} cores)"
+            f"({result['latency_events']:,} events; {result['cores']} cores); a plain consumer "
+            f"of the same events: p50 {result['plain_consumer_p50_ms']} ms, "
+            f"p99 {result['plain_consumer_p99_ms']} ms (the ceiling)"
         )
     return 0
 
