@@ -23,8 +23,24 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from admin_kit import TOKEN, start_api
 from dispatch_kit import produce_events
 from producer.config import Settings
+from producer.producer import EventProducer
+from schemas.constants import EVENT_TYPES
+from schemas.ids import new_event_id
+from schemas.samples import sample_event
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _produce_many(settings: Settings, count: int) -> list[str]:
+    """``count`` events of every type, copies of a small pool of samples with fresh ids
+    (building a sample per event would be most of the test's time)."""
+    pool = [sample_event(t, tenant=settings.tenant, seed=n) for n, t in enumerate(EVENT_TYPES * 5)]
+    ids = []
+    with EventProducer(settings) as producer:
+        for n in range(count):
+            ids.append(producer.emit(pool[n % len(pool)].model_copy(update={"id": new_event_id()})))
+        assert producer.flush(60) == 0
+    return ids
 
 
 def _is_event(sse: ServerSentEvent) -> bool:
@@ -79,7 +95,7 @@ async def test_ten_thousand_events_across_five_disconnects_lose_and_repeat_nothi
     """10,000 events read in six connections, each resumed with Last-Event-ID: every event
     arrives exactly once, each frame's id equals data.offset, and the type matches."""
     started = time.perf_counter()
-    ids = produce_events(settings, 10_000)
+    ids = _produce_many(settings, 10_000)
     produced = time.perf_counter()
     client, http = await _api(settings)
     received: list[dict[str, Any]] = []
@@ -244,7 +260,7 @@ async def test_a_slow_reader_keeps_server_memory_bounded(
     (in this process) grows by far less than that, and once the client reads again every
     event arrives."""
     total = 20_000
-    produce_events(settings, total)
+    _produce_many(settings, total)
     client, http = await _api(settings)
     try:
         gc.collect()
