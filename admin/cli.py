@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every stream with TIDINGS_SECRETS_KEY"
     ).set_defaults(handler=cmd_secrets_rotate)
 
-    from admin import api, apply, cli_outbox, cli_streams, dlq, status
+    from admin import api, apply, cli_outbox, cli_streams, dlq, listen, status
 
     api.register_cli(sub)
     dlq.register_cli(sub)
@@ -224,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_streams.register_cli(sub)
     apply.register_cli(sub)
     cli_outbox.register_cli(sub)
+    listen.register_cli(sub)
 
     run_all = sub.add_parser("run", help="the whole system on this machine (make run)")
     run_all.add_argument("--broker-port", type=int, default=9092)

@@ -148,6 +148,19 @@ class Settings(BaseSettings):
         "beyond the first few of each stream (which never wait for others): bounds its memory "
         "however many streams it serves. Each stream's own max_in_flight still applies.",
     )
+    events_max_connection: Duration = Field(
+        timedelta(minutes=10),
+        description="How long the Events API (GET /v1/events) keeps one connection open before "
+        "closing it; clients reconnect with Last-Event-ID and lose nothing.",
+    )
+    events_heartbeat: Duration = Field(
+        timedelta(seconds=15),
+        description="How often an idle Events API connection gets a heartbeat (or, when "
+        "filtered-out records moved it on, an offset-only event with the current cursor).",
+    )
+    events_max_connections_per_token: int = Field(
+        5, ge=1, description="Concurrent Events API connections one token may hold (429 past it)."
+    )
 
     @field_validator("destination_allowlist", "secrets_previous_keys", mode="before")
     @classmethod

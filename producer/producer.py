@@ -43,12 +43,15 @@ def codec_for(settings: Settings) -> AvroCodec:
 
 
 def subject_key(event: LifecycleEvent) -> str:
-    """The partitioning key: the user for user.*, the organization for organization.*."""
+    """The partitioning key: the user for user.*, the organization for organization.* (also
+    its members, connections and group roles), the group for group.*."""
     obj = event.data.object
     if event.type.startswith("user."):
         return str(obj.user_id)
-    if event.type.startswith("organization.member."):
+    if event.type.startswith("organization.") and hasattr(obj, "organization"):
         return str(obj.organization.id)
+    if event.type.startswith("group.") and hasattr(obj, "group"):
+        return str(obj.group.id)
     return str(obj.id)
 
 
@@ -137,6 +140,18 @@ class _LifecycleMethods(ABC, Generic[R]):
         )
         return self._send(event)
 
+    def _emit_parts(
+        self, event_type: str, context: Entity | None, /, **parts: Entity | bool | None
+    ) -> R:
+        """Emit an event whose object is made of named parts (references, flags); ``None``
+        parts are left out."""
+        obj = {
+            name: _plain(part) if isinstance(part, Mapping | BaseModel) else part
+            for name, part in parts.items()
+            if part is not None
+        }
+        return self._emit_new(event_type, obj, context=context)
+
     def user_created(self, user: Entity, context: Entity | None = None) -> R:
         """A user was created; ``user`` is the user as Auth0 renders it (user_id required)."""
         return self._emit_new("user.created", user, context=context)
@@ -148,7 +163,8 @@ class _LifecycleMethods(ABC, Generic[R]):
         return self._emit_new("user.updated", user, previous, context)
 
     def user_deleted(self, user: Entity, context: Entity | None = None) -> R:
-        """A user was deleted."""
+        """A user was deleted; ``deleted_at`` defaults to the event time, so the user record
+        just deleted can be passed as it is."""
         return self._emit_new("user.deleted", user, context=context)
 
     def organization_created(self, organization: Entity, context: Entity | None = None) -> R:
@@ -172,29 +188,141 @@ class _LifecycleMethods(ABC, Generic[R]):
         self, organization: Entity, user: Entity, context: Entity | None = None
     ) -> R:
         """A user joined an organization."""
-        obj = {"organization": _plain(organization), "user": _plain(user)}
-        return self._emit_new("organization.member.added", obj, context=context)
+        return self._emit_parts(
+            "organization.member.added", context, organization=organization, user=user
+        )
 
     def organization_member_deleted(
         self, organization: Entity, user: Entity, context: Entity | None = None
     ) -> R:
         """A user left an organization."""
-        obj = {"organization": _plain(organization), "user": _plain(user)}
-        return self._emit_new("organization.member.deleted", obj, context=context)
+        return self._emit_parts(
+            "organization.member.deleted", context, organization=organization, user=user
+        )
 
     def organization_member_role_assigned(
         self, organization: Entity, user: Entity, role: Entity, context: Entity | None = None
     ) -> R:
         """A member was given a role in an organization."""
-        obj = {"organization": _plain(organization), "user": _plain(user), "role": _plain(role)}
-        return self._emit_new("organization.member.role.assigned", obj, context=context)
+        return self._emit_parts(
+            "organization.member.role.assigned",
+            context,
+            organization=organization,
+            user=user,
+            role=role,
+        )
 
     def organization_member_role_deleted(
         self, organization: Entity, user: Entity, role: Entity, context: Entity | None = None
     ) -> R:
         """A member's role in an organization was removed."""
-        obj = {"organization": _plain(organization), "user": _plain(user), "role": _plain(role)}
-        return self._emit_new("organization.member.role.deleted", obj, context=context)
+        return self._emit_parts(
+            "organization.member.role.deleted",
+            context,
+            organization=organization,
+            user=user,
+            role=role,
+        )
+
+    def organization_connection_added(
+        self,
+        organization: Entity,
+        connection: Entity,
+        settings: Mapping[str, bool] | None = None,
+        context: Entity | None = None,
+    ) -> R:
+        """A connection was enabled for an organization; ``settings`` holds any of
+        ``assign_membership_on_login``, ``show_as_button``, ``is_signup_enabled``."""
+        return self._emit_parts(
+            "organization.connection.added",
+            context,
+            organization=organization,
+            connection=connection,
+            **(settings or {}),
+        )
+
+    def organization_connection_updated(
+        self,
+        organization: Entity,
+        connection: Entity,
+        settings: Mapping[str, bool] | None = None,
+        context: Entity | None = None,
+    ) -> R:
+        """An organization's settings for one of its connections changed."""
+        return self._emit_parts(
+            "organization.connection.updated",
+            context,
+            organization=organization,
+            connection=connection,
+            **(settings or {}),
+        )
+
+    def organization_connection_removed(
+        self, organization: Entity, connection: Entity, context: Entity | None = None
+    ) -> R:
+        """A connection was disabled for an organization."""
+        return self._emit_parts(
+            "organization.connection.removed",
+            context,
+            organization=organization,
+            connection=connection,
+        )
+
+    def organization_group_role_assigned(
+        self, organization: Entity, group: Entity, role: Entity, context: Entity | None = None
+    ) -> R:
+        """A group was given a role within an organization (``created_at``: the event time)."""
+        return self._emit_parts(
+            "organization.group.role.assigned",
+            context,
+            organization=organization,
+            group=group,
+            role=role,
+        )
+
+    def organization_group_role_deleted(
+        self, organization: Entity, group: Entity, role: Entity, context: Entity | None = None
+    ) -> R:
+        """A group's role within an organization was removed (``deleted_at``: the event time)."""
+        return self._emit_parts(
+            "organization.group.role.deleted",
+            context,
+            organization=organization,
+            group=group,
+            role=role,
+        )
+
+    def group_created(self, group: Entity, context: Entity | None = None) -> R:
+        """A group was created."""
+        return self._emit_new("group.created", group, context=context)
+
+    def group_updated(
+        self, group: Entity, previous: Entity | None = None, context: Entity | None = None
+    ) -> R:
+        """A group changed (``updated_at`` required); ``previous`` is a Tidings extension."""
+        return self._emit_new("group.updated", group, previous, context)
+
+    def group_deleted(self, group: Entity, context: Entity | None = None) -> R:
+        """A group was deleted."""
+        return self._emit_new("group.deleted", group, context=context)
+
+    def group_member_added(self, group: Entity, member: Entity, context: Entity | None = None) -> R:
+        """A user or a connection became a member of a group."""
+        return self._emit_parts("group.member.added", context, group=group, member=member)
+
+    def group_member_deleted(
+        self, group: Entity, member: Entity, context: Entity | None = None
+    ) -> R:
+        """A member left a group."""
+        return self._emit_parts("group.member.deleted", context, group=group, member=member)
+
+    def group_role_assigned(self, group: Entity, role: Entity, context: Entity | None = None) -> R:
+        """A group was given a role (``created_at``: the event time)."""
+        return self._emit_parts("group.role.assigned", context, group=group, role=role)
+
+    def group_role_deleted(self, group: Entity, role: Entity, context: Entity | None = None) -> R:
+        """A group's role was removed (``deleted_at``: the event time)."""
+        return self._emit_parts("group.role.deleted", context, group=group, role=role)
 
 
 class _KafkaCore:

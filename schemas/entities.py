@@ -13,7 +13,7 @@ conversion happens here, when a model is dumped or validated with :data:`AVRO_CO
 from __future__ import annotations
 
 import json
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -24,6 +24,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     ValidationInfo,
     WrapSerializer,
+    model_validator,
 )
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
@@ -83,6 +84,8 @@ class Identity(Entity):
     user_id: NonEmptyStr
     provider: NonEmptyStr
     is_social: bool = Field(alias="isSocial")
+    #: The provider's profile of the user (Auth0's ``profileData``: email, name, ...).
+    profile_data: JsonMap | None = Field(default=None, alias="profileData")
 
 
 class User(Entity):
@@ -132,16 +135,23 @@ class Branding(Entity):
     colors: BrandingColors | None = None
 
 
+class DeletedOrganization(Entity):
+    """The organization as organization.deleted reports it (Auth0's catalog: no branding)."""
+
+    id: NonEmptyStr
+    name: NonEmptyStr
+    display_name: str | None = None
+    metadata: JsonMap | None = None
+
+
 class Organization(Entity):
-    """An Auth0 organization."""
+    """An Auth0 organization (Auth0's catalog gives it no created_at/updated_at)."""
 
     id: NonEmptyStr
     name: NonEmptyStr
     display_name: str | None = None
     branding: Branding | None = None
     metadata: JsonMap | None = None
-    created_at: Timestamp | None = None
-    updated_at: Timestamp | None = None
 
 
 class OrganizationRef(Entity):
@@ -149,6 +159,12 @@ class OrganizationRef(Entity):
 
     id: NonEmptyStr
     name: str | None = None
+
+
+class OrganizationIdRef(Entity):
+    """An organization referenced by id only (role events: Auth0 forbids the name there)."""
+
+    id: NonEmptyStr
 
 
 class UserRef(Entity):
@@ -171,10 +187,143 @@ class OrganizationMember(Entity):
     user: UserRef
 
 
-class OrganizationMemberRole(OrganizationMember):
+class OrganizationMemberRole(Entity):
     """A member's role: ``data.object`` of organization.member.role.assigned/deleted."""
 
+    organization: OrganizationIdRef
+    user: UserRef
     role: RoleRef
+
+
+class ConnectionRef(Entity):
+    """A connection referenced by id (``con_...``)."""
+
+    id: NonEmptyStr
+
+
+class OrganizationConnection(Entity):
+    """``data.object`` of organization.connection.*: a connection enabled for an organization.
+
+    The three settings are absent on organization.connection.removed (Auth0 sends references
+    only there; :class:`OrganizationConnectionRef` enforces it).
+    """
+
+    organization: OrganizationRef
+    connection: ConnectionRef
+    assign_membership_on_login: bool | None = None
+    show_as_button: bool | None = None
+    is_signup_enabled: bool | None = None
+
+
+class OrganizationConnectionRef(Entity):
+    """``data.object`` of organization.connection.removed: the two references only."""
+
+    organization: OrganizationRef
+    connection: ConnectionRef
+
+
+GroupKind = Literal["connection", "organization", "tenant"]
+
+
+class _GroupScope(Entity):
+    """What a group belongs to: ``type`` and, for connection and organization groups, the id."""
+
+    type: GroupKind
+    connection_id: str | None = None
+    organization_id: str | None = None
+
+    @model_validator(mode="after")
+    def _scope_id_matches_type(self) -> Self:
+        # Auth0 models the three kinds as one-of objects: exactly the matching id is allowed.
+        wanted = {"connection": "connection_id", "organization": "organization_id"}.get(self.type)
+        for field in ("connection_id", "organization_id"):
+            present = getattr(self, field) is not None
+            if field == wanted and not present:
+                raise ValueError(f"{field} is required for a {self.type} group")
+            if field != wanted and present:
+                raise ValueError(f"{field} is not allowed for a {self.type} group")
+        return self
+
+
+class Group(_GroupScope):
+    """A group: ``data.object`` of group.created (without ``updated_at``)."""
+
+    id: NonEmptyStr
+    name: NonEmptyStr
+    external_id: str | None = None
+    created_at: Timestamp
+
+
+class UpdatedGroup(Group):
+    """A group as group.updated and group.deleted report it: with ``updated_at``."""
+
+    updated_at: Timestamp
+
+
+class GroupRef(_GroupScope):
+    """A group referenced inside membership and role events."""
+
+    id: NonEmptyStr
+    external_id: str | None = None
+
+
+class GroupMember(Entity):
+    """A member of a group: a user (``member_type`` user) or a connection."""
+
+    member_type: Literal["user", "connection"]
+    id: NonEmptyStr
+    type: str | None = None
+    connection_id: str | None = None
+
+    @model_validator(mode="after")
+    def _connection_fields(self) -> Self:
+        is_connection = self.member_type == "connection"
+        if is_connection and (self.type is None or self.connection_id is None):
+            raise ValueError("a connection member needs type and connection_id")
+        if not is_connection and (self.type is not None or self.connection_id is not None):
+            raise ValueError("a user member has only member_type and id")
+        return self
+
+
+class GroupMembership(Entity):
+    """``data.object`` of group.member.added/deleted."""
+
+    group: GroupRef
+    member: GroupMember
+
+
+class RoleIdRef(Entity):
+    """A role referenced by id only (role removal events)."""
+
+    id: NonEmptyStr
+
+
+class GroupRoleAssignment(Entity):
+    """``data.object`` of group.role.assigned."""
+
+    group: GroupRef
+    role: RoleRef
+    created_at: Timestamp
+
+
+class GroupRoleRemoval(Entity):
+    """``data.object`` of group.role.deleted."""
+
+    group: GroupRef
+    role: RoleIdRef
+    deleted_at: Timestamp
+
+
+class OrganizationGroupRoleAssignment(GroupRoleAssignment):
+    """``data.object`` of organization.group.role.assigned."""
+
+    organization: OrganizationIdRef
+
+
+class OrganizationGroupRoleRemoval(GroupRoleRemoval):
+    """``data.object`` of organization.group.role.deleted."""
+
+    organization: OrganizationIdRef
 
 
 class ContextClient(Entity):
@@ -197,7 +346,6 @@ class Geo(Entity):
     """Where the request came from, as geolocated from its IP address."""
 
     country_code: str | None = None
-    country_code3: str | None = None
     country_name: str | None = None
     subdivision_code: str | None = None
     subdivision_name: str | None = None
@@ -215,13 +363,22 @@ class ContextRequest(Entity):
     method: str | None = None
     user_agent: str | None = None
     hostname: str | None = None
+    custom_domain: str | None = None
     geo: Geo | None = None
 
 
 class ContextTenant(Entity):
-    """The tenant the change happened in."""
+    """The tenant the change happened in: Auth0's ``tenant_id`` (``ten_...``), or Tidings'
+    earlier ``id`` (still read, so records and callers from before keep working)."""
 
-    id: NonEmptyStr
+    id: NonEmptyStr | None = None
+    tenant_id: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> Self:
+        if self.id is None and self.tenant_id is None:
+            raise ValueError("tenant_id is required")
+        return self
 
 
 class Context(Entity):
@@ -234,4 +391,20 @@ class Context(Entity):
 
 
 #: Anything that can be ``data.object``.
-AnyEntity = User | DeletedUser | Organization | OrganizationMember | OrganizationMemberRole
+AnyEntity = (
+    User
+    | DeletedUser
+    | Organization
+    | DeletedOrganization
+    | OrganizationMember
+    | OrganizationMemberRole
+    | OrganizationConnection
+    | OrganizationConnectionRef
+    | Group
+    | UpdatedGroup
+    | GroupMembership
+    | GroupRoleAssignment
+    | GroupRoleRemoval
+    | OrganizationGroupRoleAssignment
+    | OrganizationGroupRoleRemoval
+)

@@ -34,14 +34,24 @@ from schemas.entities import (
     ContextConnection,
     ContextRequest,
     ContextTenant,
+    DeletedOrganization,
     DeletedUser,
     Geo,
+    Group,
+    GroupMembership,
+    GroupRoleAssignment,
+    GroupRoleRemoval,
     Identity,
     Organization,
+    OrganizationConnection,
+    OrganizationConnectionRef,
+    OrganizationGroupRoleAssignment,
+    OrganizationGroupRoleRemoval,
     OrganizationMember,
     OrganizationMemberRole,
     OrganizationRef,
     RoleRef,
+    UpdatedGroup,
     User,
     UserRef,
 )
@@ -52,6 +62,7 @@ from schemas.timestamps import Timestamp, utc_now
 __all__ = [
     "AVRO_CONTEXT",
     "EVENT_CLASSES",
+    "EVENT_TIME_FIELDS",
     "AnyEntity",
     "Branding",
     "BrandingColors",
@@ -61,15 +72,36 @@ __all__ = [
     "ContextConnection",
     "ContextRequest",
     "ContextTenant",
+    "DeletedOrganization",
     "DeletedUser",
     "EventData",
     "EventType",
     "Geo",
+    "Group",
+    "GroupCreatedEvent",
+    "GroupDeletedEvent",
+    "GroupMemberAddedEvent",
+    "GroupMemberDeletedEvent",
+    "GroupMembership",
+    "GroupRoleAssignedEvent",
+    "GroupRoleAssignment",
+    "GroupRoleDeletedEvent",
+    "GroupRoleRemoval",
+    "GroupUpdatedEvent",
     "Identity",
     "LifecycleEvent",
     "Organization",
+    "OrganizationConnection",
+    "OrganizationConnectionAddedEvent",
+    "OrganizationConnectionRef",
+    "OrganizationConnectionRemovedEvent",
+    "OrganizationConnectionUpdatedEvent",
     "OrganizationCreatedEvent",
     "OrganizationDeletedEvent",
+    "OrganizationGroupRoleAssignedEvent",
+    "OrganizationGroupRoleAssignment",
+    "OrganizationGroupRoleDeletedEvent",
+    "OrganizationGroupRoleRemoval",
     "OrganizationMember",
     "OrganizationMemberAddedEvent",
     "OrganizationMemberDeletedEvent",
@@ -79,6 +111,7 @@ __all__ = [
     "OrganizationRef",
     "OrganizationUpdatedEvent",
     "RoleRef",
+    "UpdatedGroup",
     "User",
     "UserCreatedEvent",
     "UserDeletedEvent",
@@ -99,6 +132,18 @@ EventType = Literal[
     "organization.member.deleted",
     "organization.member.role.assigned",
     "organization.member.role.deleted",
+    "organization.connection.added",
+    "organization.connection.updated",
+    "organization.connection.removed",
+    "organization.group.role.assigned",
+    "organization.group.role.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.member.added",
+    "group.member.deleted",
+    "group.role.assigned",
+    "group.role.deleted",
 ]
 
 ObjectT = TypeVar("ObjectT", bound=BaseModel)
@@ -195,7 +240,7 @@ class OrganizationDeletedEvent(LifecycleEvent):
     """organization.deleted"""
 
     type: Literal["organization.deleted"] = "organization.deleted"
-    data: EventData[Organization]
+    data: EventData[DeletedOrganization]
 
 
 class OrganizationMemberAddedEvent(LifecycleEvent):
@@ -226,6 +271,90 @@ class OrganizationMemberRoleDeletedEvent(LifecycleEvent):
     data: EventData[OrganizationMemberRole]
 
 
+class OrganizationConnectionAddedEvent(LifecycleEvent):
+    """organization.connection.added"""
+
+    type: Literal["organization.connection.added"] = "organization.connection.added"
+    data: EventData[OrganizationConnection]
+
+
+class OrganizationConnectionUpdatedEvent(LifecycleEvent):
+    """organization.connection.updated"""
+
+    type: Literal["organization.connection.updated"] = "organization.connection.updated"
+    data: EventData[OrganizationConnection]
+
+
+class OrganizationConnectionRemovedEvent(LifecycleEvent):
+    """organization.connection.removed"""
+
+    type: Literal["organization.connection.removed"] = "organization.connection.removed"
+    data: EventData[OrganizationConnectionRef]
+
+
+class OrganizationGroupRoleAssignedEvent(LifecycleEvent):
+    """organization.group.role.assigned"""
+
+    type: Literal["organization.group.role.assigned"] = "organization.group.role.assigned"
+    data: EventData[OrganizationGroupRoleAssignment]
+
+
+class OrganizationGroupRoleDeletedEvent(LifecycleEvent):
+    """organization.group.role.deleted"""
+
+    type: Literal["organization.group.role.deleted"] = "organization.group.role.deleted"
+    data: EventData[OrganizationGroupRoleRemoval]
+
+
+class GroupCreatedEvent(LifecycleEvent):
+    """group.created"""
+
+    type: Literal["group.created"] = "group.created"
+    data: EventData[Group]
+
+
+class GroupUpdatedEvent(LifecycleEvent):
+    """group.updated"""
+
+    type: Literal["group.updated"] = "group.updated"
+    data: ChangeData[UpdatedGroup]
+
+
+class GroupDeletedEvent(LifecycleEvent):
+    """group.deleted"""
+
+    type: Literal["group.deleted"] = "group.deleted"
+    data: EventData[UpdatedGroup]
+
+
+class GroupMemberAddedEvent(LifecycleEvent):
+    """group.member.added"""
+
+    type: Literal["group.member.added"] = "group.member.added"
+    data: EventData[GroupMembership]
+
+
+class GroupMemberDeletedEvent(LifecycleEvent):
+    """group.member.deleted"""
+
+    type: Literal["group.member.deleted"] = "group.member.deleted"
+    data: EventData[GroupMembership]
+
+
+class GroupRoleAssignedEvent(LifecycleEvent):
+    """group.role.assigned"""
+
+    type: Literal["group.role.assigned"] = "group.role.assigned"
+    data: EventData[GroupRoleAssignment]
+
+
+class GroupRoleDeletedEvent(LifecycleEvent):
+    """group.role.deleted"""
+
+    type: Literal["group.role.deleted"] = "group.role.deleted"
+    data: EventData[GroupRoleRemoval]
+
+
 _AnyEvent = Annotated[
     UserCreatedEvent
     | UserUpdatedEvent
@@ -236,7 +365,19 @@ _AnyEvent = Annotated[
     | OrganizationMemberAddedEvent
     | OrganizationMemberDeletedEvent
     | OrganizationMemberRoleAssignedEvent
-    | OrganizationMemberRoleDeletedEvent,
+    | OrganizationMemberRoleDeletedEvent
+    | OrganizationConnectionAddedEvent
+    | OrganizationConnectionUpdatedEvent
+    | OrganizationConnectionRemovedEvent
+    | OrganizationGroupRoleAssignedEvent
+    | OrganizationGroupRoleDeletedEvent
+    | GroupCreatedEvent
+    | GroupUpdatedEvent
+    | GroupDeletedEvent
+    | GroupMemberAddedEvent
+    | GroupMemberDeletedEvent
+    | GroupRoleAssignedEvent
+    | GroupRoleDeletedEvent,
     Field(discriminator="type"),
 ]
 _EVENT_ADAPTER: Final[TypeAdapter[LifecycleEvent]] = TypeAdapter(_AnyEvent)
@@ -268,6 +409,17 @@ def _as_mapping(value: BaseModel | Mapping[str, Any]) -> Mapping[str, Any]:
     return value
 
 
+#: The object field that records when the change happened, for the types that carry one;
+#: :func:`make_event` fills it with the event time when the caller leaves it out.
+EVENT_TIME_FIELDS: Final[Mapping[str, str]] = {
+    "user.deleted": "deleted_at",
+    "group.role.assigned": "created_at",
+    "group.role.deleted": "deleted_at",
+    "organization.group.role.assigned": "created_at",
+    "organization.group.role.deleted": "deleted_at",
+}
+
+
 def make_event(
     event_type: str,
     obj: BaseModel | Mapping[str, Any],
@@ -283,10 +435,18 @@ def make_event(
     """Build and validate an event of ``event_type`` around ``obj`` (its ``data.object``).
 
     A fresh ``evt_`` id and the current time (milliseconds, UTC) are used unless given; the
-    source defaults to ``urn:tidings:<tenant>``. ``previous`` is accepted only by
+    source defaults to ``urn:tidings:<tenant>``. An object without its
+    :data:`EVENT_TIME_FIELDS` field (``user.deleted``'s ``deleted_at``...) gets the event time.
+    ``previous`` is accepted only by
     ``*.updated`` types. Raises :class:`EventValidationError` naming each bad field.
     """
+    when = time if time is not None else utc_now()
     data: dict[str, Any] = {"object": _as_mapping(obj)}
+    stamp = EVENT_TIME_FIELDS.get(event_type)
+    if stamp is not None and isinstance(data["object"], Mapping):
+        # A caller passing the user it just deleted (or the role it just assigned) has no
+        # timestamp for it: the change is the event, so it happened at the event's time.
+        data["object"] = {stamp: when, **data["object"]}
     if previous is not None:
         data["previous_object"] = _as_mapping(previous)
     if context is not None:
@@ -296,7 +456,7 @@ def make_event(
             "type": event_type,
             "source": source if source is not None else f"urn:tidings:{tenant}",
             "id": event_id if event_id is not None else new_event_id(),
-            "time": time if time is not None else utc_now(),
+            "time": when,
             "tenant": tenant,
             "purpose": purpose,
             "data": data,

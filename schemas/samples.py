@@ -20,6 +20,8 @@ _GIVEN = ("Ada", "Grace", "Alan", "Édith", "Linus", "Margaret", "Ken", "Barbara
 _FAMILY = ("Lovelace", "Hopper", "Turing", "Piaf", "Torvalds", "Hamilton", "Thompson", "Liskov")
 _ORGS = ("acme", "globex", "initech", "umbrella", "hooli", "stark-industries", "wayne-enterprises")
 _ROLES = ("admin", "billing", "member", "viewer", "support")
+_GROUPS = ("Engineering", "Sales", "Support", "Finance", "Contractors")
+_BASE58 = "123456789abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 _EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 _LATER = _EPOCH + timedelta(days=400)  # after every sampled created_at/updated_at
 
@@ -59,6 +61,7 @@ def _user(rng: random.Random) -> dict[str, Any]:
                 "user_id": local_id,
                 "provider": "auth0",
                 "isSocial": False,
+                "profileData": {"email": f"{nickname}@example.com", "email_verified": True},
             }
         ],
         "app_metadata": {
@@ -79,7 +82,6 @@ def _user(rng: random.Random) -> dict[str, Any]:
 
 def _organization(rng: random.Random) -> dict[str, Any]:
     name = rng.choice(_ORGS)
-    created = _when(rng)
     return {
         "id": f"org_{_alnum(rng, 16)}",
         "name": name,
@@ -89,19 +91,95 @@ def _organization(rng: random.Random) -> dict[str, Any]:
             "colors": {"primary": f"#{_hex(rng, 6)}", "page_background": "#ffffff"},
         },
         "metadata": {"tier": rng.choice(("gold", "silver")), "region": "eu"},
-        "created_at": format_rfc3339_millis(created),
-        "updated_at": format_rfc3339_millis(_when(rng, after=created, days=30)),
     }
 
 
 def _member(rng: random.Random, *, with_role: bool) -> dict[str, Any]:
+    organization: dict[str, Any] = {"id": f"org_{_alnum(rng, 16)}"}
+    if not with_role:  # Auth0 names the organization in membership events, not role events
+        organization["name"] = rng.choice(_ORGS)
     member: dict[str, Any] = {
-        "organization": {"id": f"org_{_alnum(rng, 16)}", "name": rng.choice(_ORGS)},
+        "organization": organization,
         "user": {"user_id": f"auth0|{_hex(rng, 24)}"},
     }
     if with_role:
-        member["role"] = {"id": f"rol_{_alnum(rng, 16)}", "name": rng.choice(_ROLES)}
+        member["role"] = _role(rng)
     return member
+
+
+def _role(rng: random.Random, *, named: bool = True) -> dict[str, Any]:
+    role: dict[str, Any] = {"id": f"rol_{_alnum(rng, 16)}"}
+    if named:
+        role["name"] = rng.choice(_ROLES)
+    return role
+
+
+def _base58(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(_BASE58) for _ in range(length))
+
+
+def _group_scope(rng: random.Random) -> dict[str, Any]:
+    kind = rng.choice(("connection", "organization", "tenant"))
+    scope: dict[str, Any] = {"type": kind}
+    if kind == "connection":
+        scope["connection_id"] = f"con_{_alnum(rng, 16)}"
+    elif kind == "organization":
+        scope["organization_id"] = f"org_{_alnum(rng, 16)}"
+    return scope
+
+
+def _group_ref(rng: random.Random) -> dict[str, Any]:
+    return {
+        "id": f"grp_{_base58(rng, 16)}",
+        "external_id": f"ext-{_hex(rng, 8)}",
+        **_group_scope(rng),
+    }
+
+
+def _group(rng: random.Random, *, updated: bool) -> dict[str, Any]:
+    created = _when(rng)
+    group: dict[str, Any] = {
+        "id": f"grp_{_base58(rng, 16)}",
+        "name": rng.choice(_GROUPS),
+        "external_id": f"ext-{_hex(rng, 8)}",
+        "created_at": format_rfc3339_millis(created),
+        **_group_scope(rng),
+    }
+    if updated:
+        group["updated_at"] = format_rfc3339_millis(_when(rng, after=created, days=30))
+    return group
+
+
+def _group_member(rng: random.Random) -> dict[str, Any]:
+    if rng.random() < 0.7:
+        return {"member_type": "user", "id": f"auth0|{_hex(rng, 24)}"}
+    connection = f"con_{_alnum(rng, 16)}"
+    return {
+        "member_type": "connection",
+        "id": connection,
+        "type": "connection",
+        "connection_id": connection,
+    }
+
+
+def _org_connection(rng: random.Random, *, settings: bool) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "organization": {"id": f"org_{_alnum(rng, 16)}", "name": rng.choice(_ORGS)},
+        "connection": {"id": f"con_{_alnum(rng, 16)}"},
+    }
+    if settings:
+        obj["assign_membership_on_login"] = rng.random() < 0.5
+        obj["show_as_button"] = rng.random() < 0.5
+        obj["is_signup_enabled"] = rng.random() < 0.5
+    return obj
+
+
+def _role_change(rng: random.Random, *, assigned: bool, in_organization: bool) -> dict[str, Any]:
+    obj: dict[str, Any] = {"group": _group_ref(rng), "role": _role(rng, named=assigned)}
+    if in_organization:
+        obj["organization"] = {"id": f"org_{_alnum(rng, 16)}"}
+    obj["created_at" if assigned else "deleted_at"] = format_rfc3339_millis(_when(rng))
+    return obj
 
 
 def sample_object(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
@@ -116,7 +194,22 @@ def sample_object(event_type: str, *, seed: int | None = None) -> dict[str, Any]
         return user
     if event_type.startswith("organization.member."):
         return _member(rng, with_role=".role." in event_type)
-    return _organization(rng)
+    if event_type.startswith("organization.connection."):
+        return _org_connection(rng, settings=not event_type.endswith(".removed"))
+    if event_type.startswith(("group.role.", "organization.group.role.")):
+        return _role_change(
+            rng,
+            assigned=event_type.endswith(".assigned"),
+            in_organization=event_type.startswith("organization."),
+        )
+    if event_type.startswith("group.member."):
+        return {"group": _group_ref(rng), "member": _group_member(rng)}
+    if event_type.startswith("group."):
+        return _group(rng, updated=event_type != "group.created")
+    organization = _organization(rng)
+    if event_type == "organization.deleted":
+        del organization["branding"]  # Auth0 reports a deleted organization without it
+    return organization
 
 
 def sample_context(*, seed: int | None = None) -> dict[str, Any]:
@@ -138,9 +231,9 @@ def sample_context(*, seed: int | None = None) -> dict[str, Any]:
             "method": "POST",
             "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
             "hostname": "login.example.com",
+            "custom_domain": "login.example.com",
             "geo": {
                 "country_code": "FR",
-                "country_code3": "FRA",
                 "country_name": "France",
                 "city_name": "Paris",
                 "latitude": 48.8566,
@@ -149,20 +242,22 @@ def sample_context(*, seed: int | None = None) -> dict[str, Any]:
                 "continent_code": "EU",
             },
         },
-        "tenant": {"id": "tidings-demo"},
+        "tenant": {"tenant_id": f"ten_{_alnum(rng, 16)}"},
     }
 
 
 def sample_event(
     event_type: str, *, tenant: str = "tidings-demo", seed: int | None = None
 ) -> LifecycleEvent:
-    """Return a whole sample event: the object, a context, and for ``*.updated`` a previous one."""
-    obj = sample_object(event_type, seed=seed)
-    previous = None
-    if event_type.endswith(".updated"):
-        previous = {**obj}
-        if event_type.startswith("user."):
-            previous["email"] = "old." + str(obj["email"])
-        else:
-            previous["display_name"] = "Old " + str(obj["display_name"])
-    return make_event(event_type, obj, previous, sample_context(seed=seed), tenant=tenant)
+    """Return a whole sample event: the object and a context.
+
+    No ``previous_object``: Auth0's catalog defines none, and samples are what test events and
+    the demo send (the producer still takes one where a caller wants it).
+    """
+    return make_event(
+        event_type,
+        sample_object(event_type, seed=seed),
+        None,
+        sample_context(seed=seed),
+        tenant=tenant,
+    )

@@ -12,7 +12,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from admin.api import delivery_routes, stream_routes
+from admin.api import delivery_routes, events_routes, stream_routes
 from admin.api import metrics as api_metrics
 from admin.api.errors import error_middleware
 from admin.api.models import Health, OpenApiDocument
@@ -87,10 +87,12 @@ def build_app(settings: Settings, token: str, *, max_streams: int = MAX_STREAMS)
     app[STATE] = state
     document = build_document(ROUTES, title="Tidings admin API", version=_version())
     document["paths"][api_metrics.PATH] = api_metrics.OPENAPI_PATH_ITEM
+    document["paths"][events_routes.EVENTS_PATH] = events_routes.OPENAPI_PATH_ITEM
     app[DOCUMENT] = OpenApiDocument.model_validate(document)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.bind())
     app.router.add_get(api_metrics.PATH, api_metrics.metrics, allow_head=False)
+    events_routes.install(app, settings)
     add_dashboard_routes(app)
     app.cleanup_ctx.append(state.lifespan)
     return app

@@ -37,12 +37,21 @@ _CODE_OF_STATUS: Final = {
 class ApiError(Exception):
     """An error the client caused or can act on; rendered as ``{"code","message","field"}``."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        #: Extra response headers (``Retry-After`` on 429).
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON object of the response."""
@@ -127,7 +136,8 @@ def from_validation(exc: ValidationError, *, prefix: str = "", what: str = "body
 
 def error_response(error: ApiError) -> web.Response:
     """Render an :class:`ApiError`."""
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers.update(error.headers)
     return web.Response(
         status=error.status,
         text=json.dumps(error.body()),

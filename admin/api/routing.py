@@ -18,6 +18,7 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from admin.api.errors import ApiError, Handler, from_validation
+from admin.api.events_request import ACCESS_TOKEN_PARAM, EVENTS_PATH
 from admin.api.state import STATE, AdminState
 
 
@@ -133,6 +134,9 @@ def _out_of_range() -> ApiError:
 
 #: Paths reachable without a token.
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz"})
+#: Paths that also take the token as ``?access_token=`` (a browser's EventSource cannot send
+#: headers); the header wins when both are given.
+QUERY_TOKEN_PATHS: Final = frozenset({EVENTS_PATH})
 
 
 def auth_middleware(token: str) -> Middleware:
@@ -145,6 +149,8 @@ def auth_middleware(token: str) -> Middleware:
         if request.path in PUBLIC_PATHS:
             return await handler(request)
         header = request.headers.get("Authorization", "")
+        if not header and request.path in QUERY_TOKEN_PATHS:
+            header = "Bearer " + request.query.get(ACCESS_TOKEN_PARAM, "")
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")

@@ -258,3 +258,37 @@ async def expect_rows(page: Page, event_ids: set[str]) -> None:
             page.locator(f'#deliveries tr.delivery[data-event="{event_id}"]')
         ).to_have_count(1)
     await expect(page.locator("#deliveries tr.delivery")).to_have_count(len(event_ids))
+
+
+async def test_the_live_tail_shows_new_events_with_the_browsers_event_source(
+    settings: Settings, system: tuple[Api, Dispatcher], page: Page
+) -> None:
+    """The live tail page opens the browser's own EventSource on /v1/events: events produced
+    afterwards appear as rows (filtered by the typed event types, newest first), Stop closes
+    the connection, and the page keeps no secret besides the session's token."""
+    api, _dispatcher = system
+    await page.goto(str(api.client.make_url("/dashboard/")))
+    await page.get_by_label("Token").fill(TOKEN)
+    await page.get_by_role("button", name="Continue").click()
+    await page.get_by_role("link", name="Live tail").click()
+    await page.get_by_label("Event types").fill("user.*, group.created")
+    await page.get_by_role("button", name="Start").click()
+    await expect(page.locator("#tail-status")).to_have_text(re.compile("^Live"))
+    assert await page.evaluate("tail instanceof EventSource && tail.readyState === 1")
+
+    types = ("user.created", "organization.created", "group.created", "user.deleted")
+    ids = await asyncio.to_thread(produce_events, settings, 8, types)
+    wanted = [i for n, i in enumerate(ids) if types[n % 4] != "organization.created"]
+    rows = page.locator("#tail tbody tr")
+    await expect(rows).to_have_count(len(wanted))
+    shown = set(await rows.evaluate_all("rows => rows.map((r) => r.dataset.event)"))
+    assert shown == set(wanted)
+    await expect(page.locator("#tail tbody")).not_to_contain_text("organization.created")
+
+    await page.get_by_role("button", name="Stop").click()
+    await expect(page.locator("#tail-status")).to_have_text("Stopped.")
+    assert await page.evaluate("tail === null")
+    more = await asyncio.to_thread(produce_events, settings, 2, ("user.updated",))
+    await page.wait_for_timeout(1000)
+    await expect(rows).to_have_count(len(wanted))  # stopped: nothing more arrives
+    assert more

@@ -402,7 +402,7 @@ async def test_the_openapi_document_lists_exactly_the_served_routes(api: Api) ->
         (method, path) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
-    assert len(served) == 15
+    assert len(served) == 16
     create = document["paths"]["/v1/event-streams"]["post"]
     assert create["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/StreamOut"

@@ -45,3 +45,27 @@ def test_bench_prints_a_table_by_default(kafka_broker: LocalBroker) -> None:
     assert set(rows) >= {"stage", "encode only (ceiling)", "produce until acknowledged"}
     assert rows["encode only (ceiling)"][-1] == "1.00"
     assert float(rows["produce until acknowledged"][-1]) > 0
+
+
+def test_events_sse_bench_reports_rate_and_latency(kafka_broker: LocalBroker) -> None:
+    """A tiny `bench/events_sse.py --json` run: one connection read every event, and the
+    paced phase measured every event through the Events API and the plain consumer."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH.with_name("events_sse.py")),
+            *("--events", "300", "--rate", "100", "--seconds", "1"),
+            *("--bootstrap", kafka_broker.bootstrap_servers, "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["events"] == 300
+    assert figures["sse_events_per_s"] > 0
+    assert figures["latency_events"] == 100
+    assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert figures["plain_consumer_p99_ms"] > 0

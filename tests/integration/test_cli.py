@@ -111,6 +111,27 @@ def test_emit_prints_the_id_of_an_event_found_on_the_lifecycle_topic(
     assert message.key() == user["user_id"].encode()
 
 
+def test_emit_takes_the_catalog_types_and_fills_their_timestamps(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tidings emit group.role.deleted` (one of the types added with Auth0's whole catalog)
+    works like any other, and deleted_at left out is the event time; a group object whose
+    kind and scope id disagree is refused naming the field."""
+    revoke = sample_object("group.role.deleted", seed=4)
+    del revoke["deleted_at"]
+    assert main(["emit", "group.role.deleted", "--data", json.dumps(revoke)]) == 0
+    event_id = capsys.readouterr().out.strip()
+    (message,) = read_topic(cli_env, cli_env.lifecycle_topic, 1)
+    event = codec_for(cli_env).decode(message.value())
+    assert (event.id, event.type) == (event_id, "group.role.deleted")
+    assert event.data.object.deleted_at == event.time
+    assert event.data.object.group.id == revoke["group"]["id"]
+
+    bad = {"id": "grp_1", "name": "g", "created_at": "2026-01-01T00:00:00Z", "type": "tenant"}
+    assert main(["emit", "group.created", "--data", json.dumps({**bad, "connection_id": "c"})]) == 1
+    assert "connection_id is not allowed for a tenant group" in capsys.readouterr().err
+
+
 def test_emit_reads_data_and_previous_from_files(
     cli_env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

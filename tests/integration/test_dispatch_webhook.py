@@ -8,6 +8,7 @@ import hmac
 
 from standardwebhooks import Webhook
 
+from auth0_catalog import problems
 from dispatch_kit import produce_events, register, running_dispatcher, webhook_stream
 from dispatcher.signing import generate_secret
 from producer.config import Settings
@@ -18,8 +19,9 @@ from schemas import constants
 async def test_every_event_type_arrives_as_auth0_cloudevent(
     settings: Settings, receiver: Receiver
 ) -> None:
-    """Each lifecycle type is POSTed once as Auth0-shaped CloudEvents JSON, with the event id
-    as webhook-id; a stream subscribed to user.* gets only user events."""
+    """Each lifecycle type is POSTed once as CloudEvents JSON valid against Auth0's Event
+    Catalog schema, with the event id as webhook-id; a stream subscribed to user.* gets only
+    user events."""
     everything, _users = register(
         settings,
         webhook_stream(receiver.url("all")),
@@ -47,6 +49,7 @@ async def test_every_event_type_arrives_as_auth0_cloudevent(
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["webhook-id"] == body["id"]
         assert "webhook-signature" not in request.headers, "no secret, no signature"
+        assert problems(body) == [], (event_type, "breaks Auth0's Event Catalog schema")
         if event_type.startswith("user."):
             obj = body["data"]["object"]
             for key in ("user_id", "email", "name", "nickname", "created_at", "updated_at"):

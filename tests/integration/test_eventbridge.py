@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from admin.broker import free_port
+from auth0_catalog import problems
 from dispatch_kit import headers_of, register, running_dispatcher
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.eventbridge import MAX_ENTRIES, EventBridgeClient
@@ -145,6 +146,7 @@ async def test_every_event_type_reaches_the_matching_rule_as_produced(
         assert delivered["detail-type"] == event.type
         assert delivered["source"] == f"tidings.{settings.tenant}"
         assert delivered["detail"] == json.loads(render_cloudevent_json(event, stream_id=stream.id))
+        assert problems(delivered["detail"]) == [], event.type
         assert delivered["time"] == event.time.strftime("%Y-%m-%dT%H:%M:%SZ")
     sizes = [len(ids) for _at, ids in tap.calls]
     assert sum(sizes) == len(events), "each event was sent once"

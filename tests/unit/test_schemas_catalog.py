@@ -26,6 +26,29 @@ RELEASED = {
     ("organization.member.deleted", 1): "2ae3927f41eeb522",
     ("organization.member.role.assigned", 1): "cb077bdd818876d6",
     ("organization.member.role.deleted", 1): "e6395fd33af73e7e",
+    # Catalog alignment (issue 18): context, identities, organizations, member roles.
+    ("user.created", 3): "0652e688ad121701",
+    ("user.updated", 2): "52514b337f3f56ba",
+    ("user.deleted", 2): "d334f606817593ea",
+    ("organization.created", 2): "c9939ed3e64c847c",
+    ("organization.updated", 2): "917ce6c3a6791025",
+    ("organization.deleted", 2): "37ece66721d679ba",
+    ("organization.member.added", 2): "8215352e52201673",
+    ("organization.member.deleted", 2): "d742bb4e993c2eaa",
+    ("organization.member.role.assigned", 2): "38aabefcf84a2e7b",
+    ("organization.member.role.deleted", 2): "c1039d38b2179446",
+    ("organization.connection.added", 1): "b8e24a83d7990d6c",
+    ("organization.connection.updated", 1): "de3a5b8de717d2c2",
+    ("organization.connection.removed", 1): "b507a712ddfb8671",
+    ("organization.group.role.assigned", 1): "00430be580a77278",
+    ("organization.group.role.deleted", 1): "0bca3836fb9a0ff9",
+    ("group.created", 1): "982f292c7d5b93cd",
+    ("group.updated", 1): "5a768423e7b10274",
+    ("group.deleted", 1): "3ba015d0ad29e011",
+    ("group.member.added", 1): "be7eb16fad3c4835",
+    ("group.member.deleted", 1): "60e8f1514718934f",
+    ("group.role.assigned", 1): "ab3a253cea1f74b0",
+    ("group.role.deleted", 1): "a00f826463b4391b",
 }
 
 
@@ -56,13 +79,19 @@ def test_released_fingerprints_are_unchanged() -> None:
     assert found == RELEASED
 
 
-def test_user_created_has_two_versions_latest_adds_a_defaulted_field() -> None:
-    """user.created v2 is the latest and adds last_password_reset (nullable, default null)."""
+def test_user_created_has_three_versions_each_adding_defaulted_fields() -> None:
+    """user.created v2 adds last_password_reset, v3 (the latest) profileData and the
+    context's custom_domain (all nullable, default null)."""
     catalog = load_catalog()
-    v1, v2 = catalog.versions("user.created")
-    assert (v1.version, v2.version) == (1, 2)
-    assert catalog.latest("user.created") is v2
+    v1, v2, v3 = catalog.versions("user.created")
+    assert (v1.version, v2.version, v3.version) == (1, 2, 3)
+    assert catalog.latest("user.created") is v3
     assert "last_password_reset" not in v1.canonical
+    assert "profileData" not in v2.canonical
+    assert "profileData" in v3.canonical
+    assert "custom_domain" in v3.canonical
+    assert "country_code3" in v2.canonical
+    assert "country_code3" not in v3.canonical
     user = v2.schema["fields"][-1]["type"]["fields"][0]["type"]
     added = next(f for f in user["fields"] if f["name"] == "last_password_reset")
     assert added["default"] is None

@@ -94,8 +94,12 @@ def test_absent_fields_are_omitted_but_nulls_in_maps_are_kept() -> None:
 
 
 def test_previous_object_and_context_render_when_present() -> None:
-    """user.updated from the samples has previous_object and context."""
-    data = render_cloudevent(sample_event("user.updated", seed=2))["data"]
+    """A user.updated given a previous object and a context renders both."""
+    sample = sample_event("user.updated", seed=2)
+    obj = sample.data.object
+    previous = obj.model_copy(update={"email": "old@example.com"})
+    event = make_event("user.updated", obj, previous, sample.data.context, tenant="t")
+    data = render_cloudevent(event)["data"]
     assert isinstance(data, dict)
     assert set(data) == {"object", "previous_object", "context"}
     assert data["context"]["request"]["geo"]["country_code"] == "FR"

@@ -68,6 +68,23 @@ def _minimal_object(event_type: str) -> dict[str, Any]:
         if ".role." in event_type:
             obj["role"] = {"id": "rol_1"}
         return obj
+    group = {"id": "grp_1", "type": "tenant"}
+    when = "2026-01-01T00:00:00.000Z"
+    if event_type.startswith("organization.connection."):
+        return {"organization": {"id": "org_1"}, "connection": {"id": "con_1"}}
+    if event_type.startswith(("group.role.", "organization.group.role.")):
+        stamp = "created_at" if event_type.endswith(".assigned") else "deleted_at"
+        obj = {"group": group, "role": {"id": "rol_1"}, stamp: when}
+        if event_type.startswith("organization."):
+            obj["organization"] = {"id": "org_1"}
+        return obj
+    if event_type.startswith("group.member."):
+        return {"group": group, "member": {"member_type": "user", "id": "auth0|1"}}
+    if event_type.startswith("group."):
+        obj = {**group, "name": "g", "created_at": when}
+        if event_type != "group.created":
+            obj["updated_at"] = when
+        return obj
     return {"id": "org_1", "name": "acme"}
 
 
@@ -115,7 +132,7 @@ def test_header_is_magic_plus_fingerprint_of_the_latest_writer(codec: AvroCodec)
     latest = load_catalog().latest("user.created")
     assert payload[:2] == b"\xc3\x01"
     assert payload[2:10] == latest.fingerprint
-    assert latest.version == 2
+    assert latest.version == 3
     body = io.BytesIO()
     schemaless_writer(body, latest.parsed, event.model_dump(by_alias=True, context=AVRO_CONTEXT))
     assert payload[10:] == body.getvalue()

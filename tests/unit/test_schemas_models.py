@@ -111,11 +111,18 @@ def test_bad_user_fields_are_rejected_with_their_path(field: str, value: object)
 
 
 def test_deleted_at_is_only_accepted_on_user_deleted() -> None:
-    """deleted_at is an unknown field on user.created and required on user.deleted."""
+    """deleted_at is an unknown field on user.created; on user.deleted it defaults to the
+    event time (the caller passes the user it just deleted) and must be a timestamp if given."""
     with pytest.raises(EventValidationError, match=r"data\.object\.deleted_at"):
         _user_event(deleted_at="2026-01-01T00:00:00Z")
+    deleted = make_event("user.deleted", {"user_id": "auth0|1"}, tenant="t")
+    assert deleted.data.object.deleted_at == deleted.time
+    given = make_event(
+        "user.deleted", {"user_id": "auth0|1", "deleted_at": "2026-01-01T00:00:00Z"}, tenant="t"
+    )
+    assert given.data.object.deleted_at.year == 2026
     with pytest.raises(EventValidationError, match=r"data\.object\.deleted_at"):
-        make_event("user.deleted", {"user_id": "auth0|1"}, tenant="t")
+        make_event("user.deleted", {"user_id": "auth0|1", "deleted_at": "soon"}, tenant="t")
 
 
 def test_previous_object_only_on_updated_events() -> None:

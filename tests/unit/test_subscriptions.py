@@ -28,6 +28,15 @@ MATCH_CASES = [
     (["user.deleted", "organization.member.*"], "organization.member.added", True),
     (["user.deleted", "organization.member.*"], "user.created", False),
     ([], "user.created", False),
+    (["group.*"], "group.created", True),
+    (["group.*"], "group.member.added", True),
+    (["group.*"], "group.role.deleted", True),
+    (["group.*"], "organization.group.role.assigned", False),
+    (["group.role.*"], "group.role.assigned", True),
+    (["group.role.*"], "group.member.added", False),
+    (["organization.connection.*"], "organization.connection.removed", True),
+    (["organization.group.*"], "organization.group.role.deleted", True),
+    (["organization.*"], "organization.group.role.assigned", True),
 ]
 
 
@@ -84,6 +93,10 @@ def test_filter_keeps_patterns_for_display() -> None:
         "organization.member.*",
         "organization.member.role.*",
         "organization.member.role.assigned",
+        "group.*",
+        "group.member.added",
+        "organization.connection.*",
+        "organization.group.role.deleted",
     ],
 )
 def test_validate_pattern_accepts(pattern: str) -> None:
@@ -130,5 +143,5 @@ def test_validate_pattern_known_types_can_be_given() -> None:
 
 def test_unknown_family_message_lists_known_families() -> None:
     """The unknown-family error tells the user which families exist."""
-    with pytest.raises(ValueError, match="known families: organization, user"):
+    with pytest.raises(ValueError, match="known families: group, organization, user"):
         validate_pattern("tenant.*")

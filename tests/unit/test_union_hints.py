@@ -23,10 +23,13 @@ def _write(parsed: Any, record: Any) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("version", list(CATALOG), ids=lambda v: f"{v.event_type}.v{v.version}")
+_LATEST = [CATALOG.latest(t) for t in dict.fromkeys(v.event_type for v in CATALOG)]
+
+
+@pytest.mark.parametrize("version", _LATEST, ids=lambda v: f"{v.event_type}.v{v.version}")
 def test_hinted_records_encode_to_the_same_bytes(version: Any) -> None:
-    """For every packaged schema and fifty samples each (full and minimal), the hinted record
-    is written byte for byte as the plain one."""
+    """For every event type's writer schema and fifty samples each (full and minimal), the
+    hinted record is written byte for byte as the plain one. (Older versions are only read.)"""
     hint = union_hints(version.parsed)
     assert hint is not None  # every event has an optional context
     for seed in range(50):

@@ -1,6 +1,6 @@
 // The Tidings dashboard: plain JavaScript over the admin JSON API, no build step.
 //
-// Routes live in the URL's hash (#/, #/new, #/streams/<id>, #/streams/<id>/edit). The admin
+// Routes live in the URL's hash (#/, #/new, #/streams/<id>, #/streams/<id>/edit, #/tail). The admin
 // token is asked for once and kept in sessionStorage (gone when the tab closes); every
 // request sends it as a bearer token. Everything shown comes from the API, and every value is
 // put into the page as text (never as HTML), so data cannot become markup or script.
@@ -14,6 +14,8 @@ const REFRESH_MS = 3000;
 const view = document.getElementById("view");
 let generation = 0; // bumped on every navigation: late answers for an old page are dropped
 let timer = null;
+let tail = null; // the live tail's EventSource, closed on every navigation
+const TAIL_ROWS = 200;
 
 // --- the API -------------------------------------------------------------------------------
 class ApiError extends Error {
@@ -133,12 +135,19 @@ const ROUTES = [
   [/^#\/new$/, () => formPage(null)],
   [/^#\/streams\/([\w-]+)$/, (id) => streamPage(id)],
   [/^#\/streams\/([\w-]+)\/edit$/, (id) => formPage(id)],
+  [/^#\/tail$/, () => tailPage()],
 ];
+
+function stopTail() {
+  if (tail) tail.close();
+  tail = null;
+}
 
 async function route() {
   generation += 1;
   clearInterval(timer);
   timer = null;
+  stopTail();
   document.getElementById("forget").hidden = !sessionStorage.getItem(TOKEN_KEY);
   if (!sessionStorage.getItem(TOKEN_KEY)) return loginPage();
   const match = ROUTES.map(([pattern, page]) => [location.hash.match(pattern), page]).find(([m]) => m);
@@ -210,6 +219,60 @@ async function streamsPage() {
           h("th", { class: "num" }, "Delivered (1h)"), h("th", { class: "num" }, "Failed (1h)"))),
         h("tbody", {}, rows)),
     h("p", { class: "hint" }, "Last hour's delivery attempts, from each stream's stats."));
+}
+
+// --- live tail -----------------------------------------------------------------------------
+// The browser's own EventSource on GET /v1/events: it cannot send headers, so the token goes
+// as access_token; it reconnects by itself with Last-Event-ID when the server closes.
+async function tailPage() {
+  const types = await knownEventTypes();
+  const filter = h("input", { id: "tail-types", placeholder: "user.*, group.created", list: "tail-event-types" });
+  const status = h("p", { class: "hint", id: "tail-status", role: "status" }, "Stopped.");
+  const body = h("tbody", {});
+  const toggle = h("button", { type: "submit", id: "tail-toggle" }, "Start");
+  const form = h("form", { class: "filters", onsubmit: (event) => {
+    event.preventDefault();
+    if (tail) {
+      stopTail();
+      toggle.textContent = "Start";
+      status.textContent = "Stopped.";
+      return;
+    }
+    const url = new URL("../v1/events", document.baseURI);
+    url.searchParams.set("access_token", sessionStorage.getItem(TOKEN_KEY) || "");
+    for (const pattern of filter.value.split(/[\s,]+/).filter(Boolean)) url.searchParams.append("event_type", pattern);
+    tail = new EventSource(url);
+    toggle.textContent = "Stop";
+    status.textContent = "Connecting…";
+    tail.addEventListener("open", () => { status.textContent = "Live: new events appear at the top."; });
+    tail.addEventListener("offset-only", () => { status.textContent = "Live: waiting for matching events."; });
+    tail.addEventListener("error", (e) => {
+      // A server's `event: error` carries data; the browser's own error event (a refused or
+      // dropped connection, which EventSource retries) does not.
+      status.textContent = e.data ? `${JSON.parse(e.data).message} (reconnecting)` : "Disconnected, reconnecting…";
+    });
+    for (const type of types) {
+      tail.addEventListener(type, (e) => {
+        const event = JSON.parse(e.data).event;
+        body.prepend(h("tr", { "data-event": event.id },
+          h("td", {}, when(event.time)),
+          h("td", { class: "mono" }, event.type),
+          h("td", { class: "mono" }, event.id),
+          h("td", { class: "mono" }, JSON.stringify(event.data.object))));
+        while (body.children.length > TAIL_ROWS) body.lastElementChild.remove();
+      });
+    }
+  } },
+  h("label", { for: "tail-types" }, "Event types"), filter,
+  h("datalist", { id: "tail-event-types" }, types.map((t) => h("option", { value: t }))),
+  toggle);
+  show(
+    h("div", { class: "title" }, h("h1", {}, "Live tail")),
+    form, status,
+    h("table", { id: "tail" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Type"), h("th", {}, "Event id"), h("th", {}, "Object"))),
+      body),
+    h("p", { class: "hint" }, `Newest first; the last ${TAIL_ROWS} events are kept.`));
 }
 
 // --- one stream ----------------------------------------------------------------------------
