@@ -83,8 +83,10 @@ class TierWorker(CommittingWorker):
         consumer, while the timer that would resume it does nothing once ``_paused`` forgot
         the partition: without an explicit resume the tier partition would stay stuck."""
         self._paused.difference_update(tp.partition for tp in partitions)
-        consumer.assign(partitions)
-        consumer.resume(partitions)
+        committed = consumer.committed(partitions, timeout=10)
+        self.track(committed)
+        consumer.assign(committed)
+        consumer.resume(committed)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget pauses of lost partitions, then commit what is finished."""
@@ -160,22 +162,26 @@ class TierWorker(CommittingWorker):
             if not is_stream_id(job.stream_id):
                 raise ValueError("no valid stream id header")
         except ValueError as exc:
-            self.add(partition, offset)
+            epoch = self.add(partition, offset)
+            if epoch is None:
+                return  # revoked meanwhile, or finished before a restart
             reason = f"poison retry record: {exc}"
             dead = self.engine.dead_letter(Job.unreadable(message), reason, datetime.now(UTC))
-            self.spawn(dead, partition, offset)
+            self.spawn(dead, partition, offset, epoch)
             return
         if due is not None and due > datetime.now(UTC):
             self._pause_until(message, due)
             rewound.add(partition)
             return
-        self.add(partition, offset)
+        epoch = self.add(partition, offset)
+        if epoch is None:
+            return  # revoked meanwhile, or finished before a restart
         runtime = self._runtime_of(job.stream_id)
         if runtime is None:
-            self.spawn(self._orphan(job), partition, offset)
+            self.spawn(self._orphan(job), partition, offset, epoch)
             return
         await self._in_flight.acquire()
-        self.spawn(self._attempt(job, runtime), partition, offset)
+        self.spawn(self._attempt(job, runtime), partition, offset, epoch)
 
     async def _attempt(self, job: Job, runtime: StreamRuntime) -> None:
         try:

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from dispatcher.engine import Engine, StreamRuntime
 from dispatcher.jobs import Job, header_map
 from dispatcher.kafka_io import AsyncConsumer
-from dispatcher.offsets import OffsetTracker
+from dispatcher.offset_metadata import MAX_METADATA_CHARS
+from dispatcher.offsets import Commit, OffsetTracker
 from dispatcher.subscriptions import SubscriptionFilter
 from producer.config import Settings
 from schemas import constants
@@ -43,6 +44,9 @@ class CommittingWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._last_commit = 0.0
+        # Halved whenever the broker refuses a commit's metadata as too large (a broker whose
+        # offset.metadata.max.bytes is below the default): commits then carry less of it.
+        self._metadata_budget = MAX_METADATA_CHARS
         self.consumer: AsyncConsumer | None = None
 
     def consumer_config(self) -> dict[str, Any]:
@@ -75,63 +79,112 @@ class CommittingWorker:
                 "fetch.queue.backoff.ms": 5,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
+                "on_commit": self._on_commit,
             }
         )
 
     # offsets ---------------------------------------------------------------------------------
-    def add(self, partition: int, offset: int) -> None:
-        """A record was fetched and is now in flight."""
+    def add(self, partition: int, offset: int) -> int | None:
+        """A record was fetched: return the epoch to pass to ``done`` once it is finished, or
+        None when it must not be handled (its partition was revoked meanwhile, or the
+        partition's committed metadata says it was finished before a crash or rebalance)."""
         with self._lock:
-            self.tracker.add(self.topic, partition, offset)
+            return self.tracker.add(self.topic, partition, offset)
 
-    def done(self, partition: int, offset: int) -> None:
+    def done(self, partition: int, offset: int, epoch: int) -> None:
         """A record is finished: delivered, handed on, dead-lettered or skipped."""
         with self._lock:
-            self.tracker.done(self.topic, partition, offset)
+            self.tracker.done(self.topic, partition, offset, epoch)
+
+    def track(self, committed: list[TopicPartition]) -> None:
+        """Track newly assigned partitions afresh from what the group committed for them
+        (their ``committed()`` answer: offset and finished-offsets metadata)."""
+        with self._lock:
+            for tp in committed:
+                self.tracker.assign(tp.topic, tp.partition, tp.offset, tp.metadata)
 
     def commit(self, *, force: bool = False, sync: bool = False) -> None:
-        """Commit what is committable (at most every COMMIT_INTERVAL unless forced)."""
+        """Commit what is committable (at most every COMMIT_INTERVAL unless forced).
+
+        Offsets count as committed once the broker confirms them (``_on_commit`` for an
+        asynchronous commit); until then they are committed again on the next call.
+        """
         now = time.monotonic()
         if self.consumer is None or (not force and now - self._last_commit < COMMIT_INTERVAL):
             return
         self._last_commit = now
         with self._lock:
-            ready = self.tracker.committable()
+            ready = self.tracker.committable(self._metadata_budget)
         if not ready:
             return
-        offsets = [TopicPartition(t, p, o) for t, p, o in ready]
+        offsets = [
+            TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
+        ]
         try:
             if sync:
-                self.consumer.consumer.commit(offsets=offsets, asynchronous=False)
+                self._confirmed(self.consumer.consumer.commit(offsets=offsets, asynchronous=False))
             else:
                 self.consumer.consumer.commit(offsets=offsets, asynchronous=True)
-        except Exception as exc:
-            log.warning("commit_failed", group=self.group_id, error=str(exc))
+        except KafkaException as exc:
+            self._commit_failed(exc.args[0] if exc.args else None, str(exc))
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's report of an asynchronous commit (on the consumer's thread)."""
+        if err is not None:
+            self._commit_failed(err, str(err))
             return
+        self._confirmed(partitions)
+
+    def _confirmed(self, partitions: list[TopicPartition] | None) -> None:
+        confirmed = [
+            Commit(tp.topic, tp.partition, tp.offset, tp.metadata or "")
+            for tp in partitions or ()
+            if tp.error is None
+        ]
         with self._lock:
-            self.tracker.mark_committed(ready)
+            self.tracker.mark_committed(confirmed)
+
+    def _commit_failed(self, err: KafkaError | None, error: str) -> None:
+        """Nothing is marked committed: the next commit tries again."""
+        code = err.code() if isinstance(err, KafkaError) else None
+        if code == KafkaError.OFFSET_METADATA_TOO_LARGE:
+            self._metadata_budget //= 2
+            log.warning(
+                "commit_metadata_too_large", group=self.group_id, budget=self._metadata_budget
+            )
+            return
+        log.warning("commit_failed", group=self.group_id, error=error)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit what is finished of the partitions we lose, then forget them."""
+        """Commit what is finished of the partitions we lose, then forget them: whatever
+        finishes later is the next owner's to repeat, never ours to commit."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self.consumer is not None:
+            self.consumer.revoked(lost)
         with self._lock:
             ready = [
-                r for r in self.tracker.committable() if r[1] in {p.partition for p in partitions}
+                c
+                for c in self.tracker.committable(self._metadata_budget)
+                if (c.topic, c.partition) in lost
             ]
-            for tp in partitions:
-                self.tracker.drop(tp.topic, tp.partition)
+            for topic, partition in lost:
+                self.tracker.drop(topic, partition)
         if ready:
+            offsets = [
+                TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
+            ]
             try:
-                consumer.commit(offsets=[TopicPartition(*r) for r in ready], asynchronous=False)
-            except Exception as exc:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
                 log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
 
-    def spawn(self, coro: Any, partition: int, offset: int) -> None:
+    def spawn(self, coro: Any, partition: int, offset: int, epoch: int) -> None:
         """Run one job; its offset is finished when it returns."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(lambda done: self._finished(done, partition, offset))
+        task.add_done_callback(lambda done: self._finished(done, partition, offset, epoch))
 
-    def _finished(self, task: asyncio.Task[None], partition: int, offset: int) -> None:
+    def _finished(self, task: asyncio.Task[None], partition: int, offset: int, epoch: int) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return  # the record stays unfinished: retried after a restart
@@ -145,7 +198,7 @@ class CommittingWorker:
                 exc_info=(type(error), error, error.__traceback__),
             )
             return
-        self.done(partition, offset)
+        self.done(partition, offset, epoch)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight jobs, then make the final commit."""
@@ -207,6 +260,7 @@ class StreamWorker(CommittingWorker):
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions the group never committed start at the stream's start position."""
         committed = consumer.committed(partitions, timeout=10)
+        self.track(committed)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = self._start_offset(consumer, tp)
@@ -235,13 +289,15 @@ class StreamWorker(CommittingWorker):
 
     async def _handle(self, message: Any) -> None:
         partition, offset = message.partition(), message.offset()
-        self.add(partition, offset)
+        epoch = self.add(partition, offset)
+        if epoch is None:
+            return  # revoked meanwhile, or finished before a restart (see ``add``)
         headers = header_map(message)
         event_type = headers.get(constants.HEADER_EVENT_TYPE)
         if event_type is not None and not self.wants(event_type.decode(errors="replace")):
-            self.done(partition, offset)
+            self.done(partition, offset, epoch)
             return
         runtime = self.runtime
         job = Job.from_lifecycle(runtime.stream.id, message, headers)
         await runtime.slots.acquire()  # back-pressure: never more than max_in_flight
-        self.spawn(self.engine.process(job, runtime, holding_slot=True), partition, offset)
+        self.spawn(self.engine.process(job, runtime, holding_slot=True), partition, offset, epoch)
