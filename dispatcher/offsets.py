@@ -92,7 +92,13 @@ class PartitionOffsets:
             return self._order[0]
         if self._last_added is None:
             return None
-        return self._last_added + 1
+        # Ranges known finished right after the last offset seen are passed too.
+        offset = self._last_added + 1
+        for start, end in self._skip[self._skip_index :]:
+            if start > offset:
+                break
+            offset = max(offset, end)
+        return offset
 
     def finished_above(self) -> Iterator[Range]:
         """The ranges ``[start, end)`` above ``committable()`` known to need nothing more,
@@ -100,9 +106,10 @@ class PartitionOffsets:
         this assignment that were not fetched yet. Lazy: the caller stops when it has enough.
         """
         last = self._last_added
-        if last is None:
+        committable = self.committable()
+        if last is None or committable is None:
             return
-        yield from _merged(self._seen_finished(last), self._unseen_finished(last))
+        yield from _merged(self._seen_finished(last), self._unseen_finished(committable))
 
     def _seen_finished(self, last: int) -> Iterator[Range]:
         pending = self._pending
@@ -115,10 +122,11 @@ class PartitionOffsets:
         if run_start is not None and run_start <= last:
             yield (run_start, last + 1)
 
-    def _unseen_finished(self, last: int) -> Iterator[Range]:
+    def _unseen_finished(self, committable: int) -> Iterator[Range]:
+        # Offsets after the last one seen; the committable offset itself is never finished.
         for start, end in self._skip[self._skip_index :]:
-            if end > last + 1:
-                yield (max(start, last + 1), end)
+            if end > committable + 1:
+                yield (max(start, committable + 1), end)
 
     def pending(self) -> int:
         """Return how many offsets are in flight."""

@@ -100,6 +100,7 @@ class TierWorker(CommittingWorker):
         consumer.consumer.subscribe(
             [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
         )
+        committer = asyncio.create_task(self.commit_every_interval())
         try:
             while not self.stopping:
                 rewound: set[int] = set()  # partitions rewound while handling this batch
@@ -112,6 +113,7 @@ class TierWorker(CommittingWorker):
                     await self._handle(message, rewound)
                 self.commit()
         finally:
+            committer.cancel()
             await self.drain(30.0)
             await consumer.close()
 

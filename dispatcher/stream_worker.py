@@ -8,6 +8,7 @@ offsets are committed only up to the lowest record not yet finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from datetime import datetime
@@ -113,20 +114,37 @@ class CommittingWorker:
         if self.consumer is None or (not force and now - self._last_commit < COMMIT_INTERVAL):
             return
         self._last_commit = now
+        consumer = self.consumer.consumer
+        result: list[TopicPartition] | None = None
+        # Under the lock until sent: a revocation (on the consumer's thread) either comes
+        # first and drops the partition, or finds this commit queued ahead of its own.
         with self._lock:
             ready = self.tracker.committable(self._metadata_budget)
-        if not ready:
-            return
-        offsets = [
-            TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
-        ]
-        try:
-            if sync:
-                self._confirmed(self.consumer.consumer.commit(offsets=offsets, asynchronous=False))
-            else:
-                self.consumer.consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:
-            self._commit_failed(exc.args[0] if exc.args else None, str(exc))
+            if not ready:
+                return
+            offsets = [
+                TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
+            ]
+            try:
+                if sync:
+                    result = consumer.commit(offsets=offsets, asynchronous=False)
+                else:
+                    consumer.commit(offsets=offsets, asynchronous=True)
+            except Exception as exc:  # never fatal: what is not confirmed is committed next time
+                err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+                self._commit_failed(err, str(exc))
+                return
+        if result is not None:
+            self._confirmed(result)
+
+    async def commit_every_interval(self) -> None:
+        """Commit every COMMIT_INTERVAL until stop(), whatever the fetch loop waits for: a
+        batch whose records wait for delivery slots would otherwise hold commits back for as
+        long as the slowest deliveries take, and a crash would repeat all they finished."""
+        while not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), COMMIT_INTERVAL)
+            self.commit()
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's report of an asynchronous commit (on the consumer's thread)."""
@@ -273,6 +291,7 @@ class StreamWorker(CommittingWorker):
         consumer.consumer.subscribe(
             [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
         )
+        committer = asyncio.create_task(self.commit_every_interval())
         try:
             while not self.stopping:
                 for message in await consumer.consume(self.fetch_batch, 0.1):
@@ -284,6 +303,7 @@ class StreamWorker(CommittingWorker):
                     await self._handle(message)
                 self.commit()
         finally:
+            committer.cancel()
             await self.drain(30.0)
             await consumer.close()
 

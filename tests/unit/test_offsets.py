@@ -148,9 +148,27 @@ def test_offsets_finished_before_the_assignment_are_skipped_and_kept() -> None:
     offsets.done(10)
     assert offsets.committable() == 13
     offsets.done(13)
-    assert offsets.committable() == 16
-    assert list(offsets.finished_above()) == [(16, 20)]
+    assert offsets.committable() == 20  # 16-19: finished before, not fetched yet
+    assert list(offsets.finished_above()) == []
     assert offsets.pending() == 0
+
+
+def test_offsets_finished_before_the_assignment_right_after_the_last_one_seen() -> None:
+    """Once everything seen is done, the committable offset passes a known-finished range
+    that follows directly, and the finished offsets listed lie above it."""
+    offsets = PartitionOffsets([(5, 10), (12, 14)])
+    assert offsets.add(3) is True
+    offsets.done(3)
+    assert offsets.committable() == 4
+    assert list(offsets.finished_above()) == [(5, 10), (12, 14)]
+    assert offsets.add(4) is True
+    offsets.done(4)
+    assert offsets.committable() == 10
+    assert list(offsets.finished_above()) == [(12, 14)]
+    assert offsets.add(11) is True
+    offsets.done(11)
+    assert offsets.committable() == 14
+    assert list(offsets.finished_above()) == []
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -330,3 +348,33 @@ def test_tracker_passes_partition_misuse_through() -> None:
     assert epoch is not None
     with pytest.raises(ValueError, match="not in flight"):
         tracker.done("t", 0, 1, epoch)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_runs_with_offsets_finished_before_match_a_simple_model(seed: int) -> None:
+    """With random finished ranges from a previous owner, random gaps and a random completion
+    order: only offsets outside those ranges are handled, the committable offset is the
+    lowest offset not known finished, and the finished ranges listed are exactly the known
+    finished offsets above it (seen and done, gaps, or finished before)."""
+    rng = random.Random(seed)
+    before: set[int] = set(rng.sample(range(1, 400), 150))
+    finished_before = ranges_of(before)
+    offsets = PartitionOffsets(finished_before)
+    in_flight: set[int] = set()
+    last = -1
+    for offset in sorted(rng.sample(range(400), 300)):
+        assert offsets.add(offset) is (offset not in before)
+        last = offset
+        if offset not in before:
+            in_flight.add(offset)
+        while in_flight and rng.random() < 0.5:
+            finished = rng.choice(sorted(in_flight))
+            offsets.done(finished)
+            in_flight.remove(finished)
+        unfinished = in_flight | {o for o in range(last + 1, 401) if o not in before}
+        expected = min(unfinished)
+        assert offsets.committable() == expected
+        above = {o for o in range(expected + 1, 401) if o not in unfinished}
+        assert list(offsets.finished_above()) == ranges_of(above)
+        encoded = offset_metadata.encode(expected, offsets.finished_above())
+        assert offset_metadata.decode(expected, encoded) == ranges_of(above)
