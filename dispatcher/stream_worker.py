@@ -114,37 +114,37 @@ class CommittingWorker:
         if self.consumer is None or (not force and now - self._last_commit < COMMIT_INTERVAL):
             return
         self._last_commit = now
-        consumer = self.consumer.consumer
-        result: list[TopicPartition] | None = None
-        # Under the lock until sent: a revocation (on the consumer's thread) either comes
-        # first and drops the partition, or finds this commit queued ahead of its own.
         with self._lock:
             ready = self.tracker.committable(self._metadata_budget)
-            if not ready:
-                return
-            offsets = [
-                TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
-            ]
-            try:
-                if sync:
-                    result = consumer.commit(offsets=offsets, asynchronous=False)
-                else:
-                    consumer.commit(offsets=offsets, asynchronous=True)
-            except Exception as exc:  # never fatal: what is not confirmed is committed next time
-                err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
-                self._commit_failed(err, str(exc))
-                return
-        if result is not None:
-            self._confirmed(result)
+        if not ready:
+            return
+        offsets = [
+            TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
+        ]
+        try:
+            if sync:
+                self._confirmed(self.consumer.consumer.commit(offsets=offsets, asynchronous=False))
+            else:
+                self.consumer.consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception as exc:  # never fatal: what is not confirmed is committed next time
+            err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+            self._commit_failed(err, str(exc))
 
     async def commit_every_interval(self) -> None:
         """Commit every COMMIT_INTERVAL until stop(), whatever the fetch loop waits for: a
         batch whose records wait for delivery slots would otherwise hold commits back for as
-        long as the slowest deliveries take, and a crash would repeat all they finished."""
+        long as the slowest deliveries take, and a crash would repeat all they finished.
+
+        The commit runs on the consumer's own thread, between its fetches: a revocation
+        (served inside a fetch) can then never fall between reading what is committable and
+        sending it, and the event loop never waits for a fetch to release the consumer."""
+        consumer = self.consumer
+        assert consumer is not None
         while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), COMMIT_INTERVAL)
-            self.commit()
+            with contextlib.suppress(RuntimeError):  # the consumer closed meanwhile
+                await consumer.call(self.commit)
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """librdkafka's report of an asynchronous commit (on the consumer's thread)."""
