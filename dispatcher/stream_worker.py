@@ -32,6 +32,10 @@ COMMIT_INTERVAL = 0.2
 FETCH_BATCH = 500
 
 
+def _topic_partitions(commits: list[Commit]) -> list[TopicPartition]:
+    return [TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in commits]
+
+
 class CommittingWorker:
     """The consume → track → commit machinery shared by stream and tier workers."""
 
@@ -118,9 +122,7 @@ class CommittingWorker:
             ready = self.tracker.committable(self._metadata_budget)
         if not ready:
             return
-        offsets = [
-            TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
-        ]
+        offsets = _topic_partitions(ready)
         try:
             if sync:
                 self._confirmed(self.consumer.consumer.commit(offsets=offsets, asynchronous=False))
@@ -188,9 +190,7 @@ class CommittingWorker:
             for topic, partition in lost:
                 self.tracker.drop(topic, partition)
         if ready:
-            offsets = [
-                TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in ready
-            ]
+            offsets = _topic_partitions(ready)
             try:
                 consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:
