@@ -2,7 +2,10 @@
 
 Records whose type the stream does not subscribe to are skipped from the record headers,
 without decoding. The rest are attempted concurrently (at most ``max_in_flight`` at once);
-offsets are committed only up to the lowest record not yet finished.
+offsets are committed only up to the lowest record not yet finished, every 200 ms, with the
+finished offsets above it in the commit's metadata; a partition's next owner (after a crash or
+a rebalance) skips those (``dispatcher.offsets``). Only partitions held are committed, and
+only what the broker confirmed counts as committed.
 """
 
 from __future__ import annotations
