@@ -87,8 +87,10 @@ class TierWorker(CommittingWorker):
         consumer, while the timer that would resume it does nothing once ``_paused`` forgot
         the partition: without an explicit resume the tier partition would stay stuck."""
         self._paused.difference_update(tp.partition for tp in partitions)
-        consumer.assign(partitions)
-        consumer.resume(partitions)
+        committed = consumer.committed(partitions, timeout=10)
+        self.track(committed)
+        consumer.assign(committed)
+        consumer.resume(committed)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Forget pauses of lost partitions, then commit what is finished."""
@@ -102,6 +104,7 @@ class TierWorker(CommittingWorker):
         consumer.consumer.subscribe(
             [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
         )
+        committer = asyncio.create_task(self.commit_every_interval())
         try:
             while not self.stopping:
                 rewound: set[int] = set()  # partitions rewound while handling this batch
@@ -115,6 +118,7 @@ class TierWorker(CommittingWorker):
                     await self._handle(message, rewound)
                 self.commit()
         finally:
+            committer.cancel()
             await self.drain(30.0)
             await consumer.close()
 
@@ -165,12 +169,14 @@ class TierWorker(CommittingWorker):
         headers = RecordHeaders.of(message)
         job = Job.from_retry(message, headers)
         if not is_stream_id(job.stream_id):
-            self.add(partition, offset)
+            epoch = self.add(partition, offset)
+            if epoch is None:
+                return  # revoked meanwhile, or finished before a restart
             self.fetched += 1
             unreadable = Job.unreadable(message)
             reason = "poison retry record: no valid stream id header"
             dead = self.engine.dead_letter(unreadable, reason, datetime.now(UTC))
-            self.spawn(unreadable, dead, partition, offset)
+            self.spawn(unreadable, dead, partition, offset, epoch)
             return
         due = due_at(headers)
         if due is not None and due > datetime.now(UTC):
@@ -181,11 +187,14 @@ class TierWorker(CommittingWorker):
             await self._held.acquire()
         elif not await self.wait_polling(self._held.acquire()):
             return  # stopping: the record stays unfinished for the next owner
-        self.add(partition, offset)
+        epoch = self.add(partition, offset)
+        if epoch is None:  # revoked meanwhile, or finished before a restart
+            self._held.release()
+            return
         self.fetched += 1
         runtime = self._runtime_of(job.stream_id)
         work = self._orphan(job) if runtime is None else self.engine.process(job, runtime)
-        self.spawn(job, self._holding(work), partition, offset)
+        self.spawn(job, self._holding(work), partition, offset, epoch)
 
     async def _holding(self, work: Awaitable[End]) -> End:
         try:

@@ -3,7 +3,10 @@
 Records whose type the stream does not subscribe to are skipped from the record headers,
 without decoding (a record without a type header is decoded and filtered by its own type).
 The rest are attempted concurrently (at most ``max_in_flight`` at once); offsets are
-committed only up to the lowest record not yet finished.
+committed only up to the lowest record not yet finished, every 200 ms, with the finished
+offsets above it in the commit's metadata; a partition's next owner (after a crash or a
+rebalance) skips those (``dispatcher.offsets``). Only partitions held are committed, and only
+what the broker confirmed counts as committed.
 
 While a worker waits for a delivery slot (a stream narrowed to one request in flight by an
 endpoint that hangs can wait minutes for a batch), its consumer keeps polling with its
@@ -21,12 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from dispatcher.engine import End, Engine, StreamRuntime
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncConsumer
-from dispatcher.offsets import OffsetTracker
+from dispatcher.offset_metadata import MAX_METADATA_CHARS
+from dispatcher.offsets import Commit, OffsetTracker
 from producer.config import Settings
 from schemas import constants
 from schemas.record_headers import RecordHeaders
@@ -38,6 +42,10 @@ FETCH_BATCH = 500
 #: While waiting for a slot, the consumer polls (partitions paused) at least this often: far
 #: inside any sane ``max.poll.interval.ms`` (librdkafka's minimum is 1 s).
 POLL_WHILE_WAITING = 0.5
+
+
+def _topic_partitions(commits: list[Commit]) -> list[TopicPartition]:
+    return [TopicPartition(c.topic, c.partition, c.offset, metadata=c.metadata) for c in commits]
 
 
 class CommittingWorker:
@@ -53,6 +61,9 @@ class CommittingWorker:
         self._tasks: set[asyncio.Task[End]] = set()
         self._stopping = asyncio.Event()
         self._last_commit = 0.0
+        # Halved whenever the broker refuses a commit's metadata as too large (a broker whose
+        # offset.metadata.max.bytes is below the default): commits then carry less of it.
+        self._metadata_budget = MAX_METADATA_CHARS
         self.consumer: AsyncConsumer | None = None
         #: Records fetched and handed to a job or skipped, and those whose job ended: what
         #: lies between is in flight (the account the hostile-input tests check).
@@ -91,64 +102,128 @@ class CommittingWorker:
                 "fetch.queue.backoff.ms": 5,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
+                "on_commit": self._on_commit,
             }
         )
 
     # offsets ---------------------------------------------------------------------------------
-    def add(self, partition: int, offset: int) -> None:
-        """A record was fetched and is now in flight."""
+    def add(self, partition: int, offset: int) -> int | None:
+        """A record was fetched: return the epoch to pass to ``done`` once it is finished, or
+        None when it must not be handled (its partition was revoked meanwhile, or the
+        partition's committed metadata says it was finished before a crash or rebalance)."""
         with self._lock:
-            self.tracker.add(self.topic, partition, offset)
+            return self.tracker.add(self.topic, partition, offset)
 
-    def done(self, partition: int, offset: int) -> None:
+    def done(self, partition: int, offset: int, epoch: int) -> None:
         """A record is finished: delivered, handed on, dead-lettered or skipped."""
         with self._lock:
-            self.tracker.done(self.topic, partition, offset)
+            self.tracker.done(self.topic, partition, offset, epoch)
+
+    def track(self, committed: list[TopicPartition]) -> None:
+        """Track newly assigned partitions afresh from what the group committed for them
+        (their ``committed()`` answer: offset and finished-offsets metadata)."""
+        with self._lock:
+            for tp in committed:
+                self.tracker.assign(tp.topic, tp.partition, tp.offset, tp.metadata)
 
     def commit(self, *, force: bool = False, sync: bool = False) -> None:
-        """Commit what is committable (at most every COMMIT_INTERVAL unless forced)."""
+        """Commit what is committable (at most every COMMIT_INTERVAL unless forced).
+
+        Offsets count as committed once the broker confirms them (``_on_commit`` for an
+        asynchronous commit); until then they are committed again on the next call.
+        """
         now = time.monotonic()
         if self.consumer is None or (not force and now - self._last_commit < COMMIT_INTERVAL):
             return
         self._last_commit = now
         with self._lock:
-            ready = self.tracker.committable()
+            ready = self.tracker.committable(self._metadata_budget)
         if not ready:
             return
-        offsets = [TopicPartition(t, p, o) for t, p, o in ready]
+        offsets = _topic_partitions(ready)
         try:
             if sync:
-                self.consumer.consumer.commit(offsets=offsets, asynchronous=False)
+                self._confirmed(self.consumer.consumer.commit(offsets=offsets, asynchronous=False))
             else:
                 self.consumer.consumer.commit(offsets=offsets, asynchronous=True)
-        except Exception as exc:
-            log.warning("commit_failed", group=self.group_id, error=str(exc))
+        except Exception as exc:  # never fatal: what is not confirmed is committed next time
+            err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+            self._commit_failed(err, str(exc))
+
+    async def commit_every_interval(self) -> None:
+        """Commit every COMMIT_INTERVAL until stop(), whatever the fetch loop waits for: a
+        batch whose records wait for delivery slots would otherwise hold commits back for as
+        long as the slowest deliveries take, and a crash would repeat all they finished.
+
+        The commit runs on the consumer's own thread, between its fetches: a revocation
+        (served inside a fetch) can then never fall between reading what is committable and
+        sending it, and the event loop never waits for a fetch to release the consumer."""
+        consumer = self.consumer
+        assert consumer is not None
+        while not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), COMMIT_INTERVAL)
+            with contextlib.suppress(RuntimeError):  # the consumer closed meanwhile
+                await consumer.call(self.commit)
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's report of an asynchronous commit (on the consumer's thread)."""
+        if err is not None:
+            self._commit_failed(err, str(err))
             return
+        self._confirmed(partitions)
+
+    def _confirmed(self, partitions: list[TopicPartition] | None) -> None:
+        confirmed = [
+            Commit(tp.topic, tp.partition, tp.offset, tp.metadata or "")
+            for tp in partitions or ()
+            if tp.error is None
+        ]
         with self._lock:
-            self.tracker.mark_committed(ready)
+            self.tracker.mark_committed(confirmed)
+
+    def _commit_failed(self, err: KafkaError | None, error: str) -> None:
+        """Nothing is marked committed: the next commit tries again."""
+        code = err.code() if isinstance(err, KafkaError) else None
+        if code == KafkaError.OFFSET_METADATA_TOO_LARGE:
+            self._metadata_budget //= 2
+            log.warning(
+                "commit_metadata_too_large", group=self.group_id, budget=self._metadata_budget
+            )
+            return
+        log.warning("commit_failed", group=self.group_id, error=error)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Commit what is finished of the partitions we lose, then forget them."""
+        """Commit what is finished of the partitions we lose, then forget them: whatever
+        finishes later is the next owner's to repeat, never ours to commit."""
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        if self.consumer is not None:
+            self.consumer.revoked(lost)
         with self._lock:
             ready = [
-                r for r in self.tracker.committable() if r[1] in {p.partition for p in partitions}
+                c
+                for c in self.tracker.committable(self._metadata_budget)
+                if (c.topic, c.partition) in lost
             ]
-            for tp in partitions:
-                self.tracker.drop(tp.topic, tp.partition)
+            for topic, partition in lost:
+                self.tracker.drop(topic, partition)
         if ready:
+            offsets = _topic_partitions(ready)
             try:
-                consumer.commit(offsets=[TopicPartition(*r) for r in ready], asynchronous=False)
-            except Exception as exc:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
                 log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
 
-    def spawn(self, job: Job, work: Any, partition: int, offset: int) -> None:
+    def spawn(self, job: Job, work: Any, partition: int, offset: int, epoch: int) -> None:
         """Run one job (``work``, a coroutine that returns its :class:`End`); its offset is
         finished when it ends."""
         task: asyncio.Task[End] = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(lambda done: self._finished(done, job, partition, offset))
+        task.add_done_callback(lambda done: self._finished(done, job, partition, offset, epoch))
 
-    def _finished(self, task: asyncio.Task[End], job: Job, partition: int, offset: int) -> None:
+    def _finished(
+        self, task: asyncio.Task[End], job: Job, partition: int, offset: int, epoch: int
+    ) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return  # stopped mid-job: the record stays unfinished, attempted after a restart
@@ -165,15 +240,15 @@ class CommittingWorker:
             )
             reason = f"internal error: {type(error).__name__}: {error}"
             last_resort = self.engine.dead_letter(job, reason, datetime.now(UTC))
-            self.spawn(job, last_resort, partition, offset)
+            self.spawn(job, last_resort, partition, offset, epoch)
             return
         self.ended[task.result()] += 1
-        self.done(partition, offset)
+        self.done(partition, offset, epoch)
 
-    def skipped(self, partition: int, offset: int) -> None:
+    def skipped(self, partition: int, offset: int, epoch: int) -> None:
         """A fetched record needs no job (not for this stream)."""
         self.ended[End.SKIPPED] += 1
-        self.done(partition, offset)
+        self.done(partition, offset, epoch)
 
     async def wait_polling(self, waiting: Awaitable[Any]) -> bool:
         """Wait for ``waiting`` while the consumer keeps polling, its partitions paused (see
@@ -287,6 +362,7 @@ class StreamWorker(CommittingWorker):
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Partitions the group never committed start at the stream's start position."""
         committed = consumer.committed(partitions, timeout=10)
+        self.track(committed)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = self._start_offset(consumer, tp)
@@ -299,6 +375,7 @@ class StreamWorker(CommittingWorker):
         consumer.consumer.subscribe(
             [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke
         )
+        committer = asyncio.create_task(self.commit_every_interval())
         try:
             while not self.stopping:
                 batch = self.take_early() or await consumer.consume(self.fetch_batch, 0.1)
@@ -311,18 +388,21 @@ class StreamWorker(CommittingWorker):
                     await self._handle(message)
                 self.commit()
         finally:
+            committer.cancel()
             await self.drain(30.0)
             await consumer.close()
 
     async def _handle(self, message: Any) -> None:
         partition, offset = message.partition(), message.offset()
-        self.add(partition, offset)
+        epoch = self.add(partition, offset)
+        if epoch is None:
+            return  # revoked meanwhile, or finished before a restart (see ``add``)
         self.fetched += 1
         headers = RecordHeaders.of(message)
         runtime = self.runtime
         event_type = headers.text(constants.HEADER_EVENT_TYPE)
         if event_type and not runtime.wants(event_type):
-            self.skipped(partition, offset)
+            self.skipped(partition, offset, epoch)
             return
         job = Job.from_lifecycle(runtime.stream.id, message, headers)
         # Back-pressure: never more than max_in_flight, polling on while waiting.
@@ -330,4 +410,5 @@ class StreamWorker(CommittingWorker):
             await runtime.slots.acquire()
         elif not await self.wait_polling(runtime.slots.acquire()):
             return  # stopping: the record stays unfinished for the next owner
-        self.spawn(job, self.engine.process(job, runtime, holding_slot=True), partition, offset)
+        work = self.engine.process(job, runtime, holding_slot=True)
+        self.spawn(job, work, partition, offset, epoch)

@@ -96,6 +96,7 @@ async def test_records_after_a_rewind_in_the_same_batch_wait_for_the_refetch(
     consumer = FakeConsumer()
     worker.consumer = type("Wrapped", (), {"consumer": consumer})()  # type: ignore[assignment]
     topic = worker.topic
+    worker.tracker.assign(topic, 0)  # as on_assign does when the group hands p0 over
     now = datetime.now(UTC)
     soon, past = now + timedelta(milliseconds=20), now - timedelta(seconds=1)
 
