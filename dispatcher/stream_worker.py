@@ -360,13 +360,17 @@ class StreamWorker(CommittingWorker):
         return found.offset if found.offset >= 0 else end
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Partitions the group never committed start at the stream's start position."""
+        """Partitions the group never committed start at the stream's start position. A
+        partition comes back unpaused: librdkafka keeps the pause of a partition this worker
+        paused while waiting for a slot (``wait_polling``) across a rebalance that returns
+        it, and that wait resumes only what it still holds when it ends."""
         committed = consumer.committed(partitions, timeout=10)
         self.track(committed)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = self._start_offset(consumer, tp)
         consumer.assign(committed)
+        consumer.resume(committed)
 
     async def run(self) -> None:
         """Consume and deliver until stop(); then drain and commit."""

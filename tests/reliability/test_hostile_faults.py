@@ -59,15 +59,17 @@ async def test_injected_exceptions_at_every_stage_end_every_job(
         return 200
 
     receiver.script = script
+    # The events exist (and their fault groups are known) before any stream reads them.
+    earliest = {"start_position": "earliest"}
     stream_a, stream_c = register(
         settings,
-        webhook_stream(receiver.url("a"), name="a"),
-        webhook_stream(receiver.url("c"), name="c", delivery={"auto_disable_after": 3}),
+        webhook_stream(receiver.url("a"), name="a", delivery=earliest),
+        webhook_stream(receiver.url("c"), name="c", delivery={**earliest, "auto_disable_after": 3}),
     )
+    ids = await asyncio.to_thread(produce_events, settings, EVENTS)
+    for i, name in enumerate(FAULTS):
+        groups[name].update(ids[i::6])
     async with running_dispatcher(settings) as running:
-        ids = await asyncio.to_thread(produce_events, settings, EVENTS)
-        for i, name in enumerate(FAULTS):
-            groups[name].update(ids[i::6])
         await _settle(running, receiver, settings, ids, faults, stream_a.id, stream_c.id)
     expected_dead = expected_dead_letters(groups)
     dead = await asyncio.to_thread(dead_letters_by_stream, settings)
@@ -120,8 +122,12 @@ async def _settle(
     expected_dead = expected_dead_letters(faults.groups)
     expected_delivered = set(ids) - set(expected_dead)
     await receiver.wait_until(lambda: expected_delivered <= receiver.delivered_ids("a"), 60)
-    await _dead_letters(settings, {stream_a: len(expected_dead), stream_c: EVENTS})
     workers = _workers(running)
+    try:
+        await _dead_letters(settings, {stream_a: len(expected_dead), stream_c: EVENTS})
+    except AssertionError as exc:
+        state = [(w.group_id, w.fetched, dict(w.ended), w.tracker.pending_total()) for w in workers]
+        raise AssertionError(f"{exc}; workers {state}; fired {faults.fired}") from None
     await until(lambda: all(w.fetched == sum(w.ended.values()) for w in workers), 30)
     faults.workers = workers
     faults.held = {s: r.slots.in_flight for s, r in running.runtimes.items()}
