@@ -23,8 +23,10 @@ events, so that its JIT compiler has finished before any scenario's clock starts
 
 Scenarios: ``1-stream``, ``10-streams``, ``100-streams`` (every stream reads the same topic),
 ``isolation`` (9 healthy streams beside one whose endpoint never answers; compared with
-``10-streams``, run first if not run already), ``backlog`` (a retry backlog draining after the
-endpoint recovers). ``all`` runs them in that order.
+``10-streams``, run first if not run already), ``unordered`` and ``ordered`` (one stream whose
+events cycle through 10,000 users, without and with ``ordering: subject``; ``ordered`` is
+compared with ``unordered``, run first if not run already), ``backlog`` (a retry backlog
+draining after the endpoint recovers). ``all`` runs them in that order.
 
     python bench/e2e.py [--scenario all] [--events N] [--bootstrap HOST:PORT] [--json]
                         [--rates 500,1000,2000] [--paced-seconds 10] [--profile DIR]
@@ -105,6 +107,10 @@ class Scenario:
     dead: int = 0
     events: int = 10_000
     paced: bool = True
+    #: The streams' ``delivery.ordering``.
+    ordering: str = "none"
+    #: Events cycle through this many distinct subjects (None: the sample pool's own).
+    subjects: int | None = None
 
 
 SCENARIOS = {
@@ -112,10 +118,14 @@ SCENARIOS = {
     "10-streams": Scenario(healthy=10, events=10_000),
     "100-streams": Scenario(healthy=100, events=2_000),
     "isolation": Scenario(healthy=9, dead=1, events=10_000),
+    "unordered": Scenario(healthy=1, events=30_000, subjects=10_000),
+    "ordered": Scenario(healthy=1, events=30_000, subjects=10_000, ordering="subject"),
     "backlog": Scenario(healthy=1, events=100_000, paced=False),
 }
 #: The dispatcher's default concurrency per stream: the receiver ceiling's client uses it too.
 IN_FLIGHT = int(DeliverySettings.model_fields["max_in_flight"].default)
+#: Event types of a scenario with its own subjects (users).
+USER_TYPES = tuple(t for t in EVENT_TYPES if t.startswith("user."))
 #: Distinct sample events built up front; each produce copies one with a fresh id and time.
 POOL_SIZE = 256
 WARMUP_EVENTS = 6
@@ -171,20 +181,29 @@ class Result:
 
 # events --------------------------------------------------------------------------------------
 class EventSource:
-    """Fresh events cheaply: a pool of samples, each copy with a new id and the current time."""
+    """Fresh events cheaply: a pool of samples, each copy with a new id and the current time.
 
-    def __init__(self, tenant: str) -> None:
+    With ``subjects``, the pool holds user events and each copy is about the next of that
+    many users in turn (the record key: an ordered stream's subject)."""
+
+    def __init__(self, tenant: str, subjects: int | None = None) -> None:
+        types = USER_TYPES if subjects else EVENT_TYPES
         self._pool = [
-            sample_event(EVENT_TYPES[i % len(EVENT_TYPES)], tenant=tenant, seed=i)
-            for i in range(POOL_SIZE)
+            sample_event(types[i % len(types)], tenant=tenant, seed=i) for i in range(POOL_SIZE)
         ]
+        self._subjects = subjects
         self._next = 0
 
     def fresh(self) -> LifecycleEvent:
         """A new event whose ``time`` is now: latency is measured from here."""
         base = self._pool[self._next % POOL_SIZE]
+        update: dict[str, Any] = {"id": new_event_id(), "time": utc_now()}
+        if self._subjects:
+            user = f"auth0|bench{self._next % self._subjects:08d}"
+            obj = base.data.object.model_copy(update={"user_id": user})
+            update["data"] = base.data.model_copy(update={"object": obj})
         self._next += 1
-        return base.model_copy(update={"id": new_event_id(), "time": utc_now()})
+        return base.model_copy(update=update)
 
     def template(self) -> LifecycleEvent:
         """A representative event (for the receiver ceiling's request bodies)."""
@@ -230,7 +249,13 @@ class Rig:
     """A scenario's fresh topics, streams, producer, receiver and dispatcher."""
 
     def __init__(
-        self, name: str, bootstrap: str, receiver: ReceiverControl, workdir: Path, **overrides: Any
+        self,
+        name: str,
+        bootstrap: str,
+        receiver: ReceiverControl,
+        workdir: Path,
+        subjects: int | None = None,
+        **overrides: Any,
     ) -> None:
         self.name = name
         self.settings: Settings = load_settings(
@@ -242,7 +267,7 @@ class Rig:
         )
         ensure_all(self.settings)
         self.receiver = receiver
-        self.source = EventSource(self.settings.tenant)
+        self.source = EventSource(self.settings.tenant, subjects)
         self.producer = EventProducer(self.settings)
         self.dispatcher = DispatcherProcess(self.settings, workdir / f"dispatcher-{name}.log")
         self.ok_tags: list[str] = []
@@ -475,9 +500,9 @@ def run_scenario(
     """Run one delivery scenario (not ``backlog``) and return its figures."""
     spec = SCENARIOS[name]
     events = options.events or spec.events
-    rig = Rig(name, bootstrap, receiver, options.workdir)
+    rig = Rig(name, bootstrap, receiver, options.workdir, spec.subjects)
     try:
-        rig.register("ok", [f"s{i}" for i in range(spec.healthy)])
+        rig.register("ok", [f"s{i}" for i in range(spec.healthy)], ordering=spec.ordering)
         if spec.dead:
             rig.register(
                 "dead",
@@ -525,6 +550,12 @@ def run_scenario(
             baseline = run_scenario("10-streams", bootstrap, receiver, options, done)
             done["10-streams"] = baseline
         result.extra.update(_isolation_ratios(result, baseline))
+    if name == "ordered":
+        baseline = done.get("unordered")
+        if baseline is None or baseline.events != events:
+            baseline = run_scenario("unordered", bootstrap, receiver, options, done)
+            done["unordered"] = baseline
+        result.extra.update(_compared(result, baseline, "unordered"))
     return result
 
 
@@ -583,6 +614,22 @@ def _isolation_ratios(isolation: Result, baseline: Result) -> dict[str, Any]:
         other = base_paced.get(load.offered_per_s)
         if other is not None:
             ratios[f"p99_ratio_vs_10_streams_at_{load.offered_per_s}"] = _ratio(
+                load.p99_ms, other.p99_ms
+            )
+    return ratios
+
+
+def _compared(result: Result, baseline: Result, name: str) -> dict[str, Any]:
+    """Throughput and p99 (at the maximum and each paced rate) as ratios to ``baseline``'s."""
+    ratios: dict[str, Any] = {
+        f"throughput_ratio_vs_{name}": _ratio(result.deliveries_per_s, baseline.deliveries_per_s),
+        f"p99_ratio_vs_{name}": _ratio(result.p99_ms, baseline.p99_ms),
+    }
+    base_paced = {load.offered_per_s: load for load in baseline.paced}
+    for load in result.paced:
+        other = base_paced.get(load.offered_per_s)
+        if other is not None:
+            ratios[f"p99_ratio_vs_{name}_at_{load.offered_per_s}"] = _ratio(
                 load.p99_ms, other.p99_ms
             )
     return ratios
@@ -743,6 +790,9 @@ def render(results: Sequence[Result], header: str) -> str:
         if r.scenario == "isolation":
             pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio" in k)
             lines += ["", f"isolation (healthy streams vs 10-streams): {pairs}"]
+        if r.scenario == "ordered":
+            pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio_vs" in k)
+            lines += ["", f"ordered (10,000 subjects, vs the same stream unordered): {pairs}"]
         if r.scenario == "backlog":
             e = r.extra
             lines += [

@@ -309,7 +309,7 @@ class StreamWorker(CommittingWorker):
     def _drop_lines(self, partitions: set[int]) -> None:
         for task in self.lines.drop(partitions):
             task.cancel()
-        self._gauge_parked()
+        self.show_parked()
 
     async def run(self) -> None:
         """Consume and deliver until stop(); then drain and commit."""
@@ -379,7 +379,7 @@ class StreamWorker(CommittingWorker):
         if self.lines.join(subject, job, task):
             self.engine.log_parked(job)
         task.add_done_callback(lambda done: self._ended_in_order(subject, done))
-        self._gauge_parked()
+        self.show_parked()
 
     async def _in_turn(self, ahead: asyncio.Task[End] | None, job: Job, subject: Subject) -> End:
         """Wait for the subject's event before this one to end, then attempt this one."""
@@ -395,9 +395,19 @@ class StreamWorker(CommittingWorker):
 
     def _ended_in_order(self, subject: Subject, task: asyncio.Task[End]) -> None:
         self.lines.ended(subject, task)
-        self._gauge_parked()
+        self.show_parked()
 
-    def _gauge_parked(self) -> None:
+    async def sleep_until(self, due: datetime) -> None:
+        """Sleep until ``due``; CancelledError when the worker stops first."""
+        delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError
+
+    def show_parked(self) -> None:
+        """Update the stream's parked gauges."""
         self.engine.gauge_parked(
             self.runtime.stream.id, self.lines.parked_subjects, self.lines.parked_events
         )
@@ -423,10 +433,5 @@ class _Turn:
         worker = self._worker
         for parked in worker.lines.block(self._subject):
             worker.engine.log_parked(parked)
-        worker._gauge_parked()
-        delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
-        try:
-            await asyncio.wait_for(worker._stopping.wait(), timeout=delay)
-        except TimeoutError:
-            return
-        raise asyncio.CancelledError
+        worker.show_parked()
+        await worker.sleep_until(due)
