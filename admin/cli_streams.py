@@ -552,7 +552,7 @@ def _filters(parser: argparse.ArgumentParser, *, what: str) -> None:
         "--status",
         action="append",
         metavar="STATUS",
-        help="latest status: failed, retrying, success (comma-separated or repeatable)",
+        help="latest status: failed, retrying, success, parked (comma-separated or repeatable)",
     )
     parser.add_argument(
         "--type", action="append", metavar="TYPE", help="event type or wildcard (repeatable)"

@@ -14,7 +14,9 @@ next step rather than an exception:
    names (or the dead-letter topic once the schedule is exhausted); anything else goes to the
    dead-letter topic, with its reason. A tier that cannot take the record sends it to the
    dead-letter topic instead, and the dead-letter topic is retried with back-off until it
-   acknowledges: a job never ends without its next home holding it.
+   acknowledges: a job never ends without its next home holding it. A job of a stream
+   ordered per subject (``in_order``) retries in place instead: it waits for its next attempt
+   where it is, holding back its subject's later events (:mod:`dispatcher.subject_order`).
 
 Its :class:`End` says where it ended. Bookkeeping around it (delivery log, metrics, widening
 or narrowing the stream, auto-disable after 410 or too many failures) never changes the end:
@@ -94,7 +96,7 @@ class End(StrEnum):
 
     #: The destination accepted it.
     DELIVERED = "delivered"
-    #: A retry tier acknowledged it.
+    #: A retry tier acknowledged it (never a job of an ordered stream: it retries in place).
     RETRYING = "retrying"
     #: The dead-letter topic acknowledged it, with its reason.
     DEAD_LETTERED = "dead_lettered"

@@ -263,6 +263,7 @@ class StreamWorker(CommittingWorker):
         self.lines = SubjectLines()
         self._waiting = asyncio.Semaphore(MAX_WAITING)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._shown_parked = (-1, -1)
 
     def update(self, runtime: StreamRuntime) -> None:
         """Take a changed stream (destination, subscriptions, settings) without a restart."""
@@ -304,7 +305,8 @@ class StreamWorker(CommittingWorker):
         super().on_revoke(consumer, partitions)
         if self._loop is not None:
             lost = {tp.partition for tp in partitions}
-            self._loop.call_soon_threadsafe(self._drop_lines, lost)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing runs anyway
+                self._loop.call_soon_threadsafe(self._drop_lines, lost)
 
     def _drop_lines(self, partitions: set[int]) -> None:
         for task in self.lines.drop(partitions):
@@ -407,10 +409,11 @@ class StreamWorker(CommittingWorker):
         raise asyncio.CancelledError
 
     def show_parked(self) -> None:
-        """Update the stream's parked gauges."""
-        self.engine.gauge_parked(
-            self.runtime.stream.id, self.lines.parked_subjects, self.lines.parked_events
-        )
+        """Update the stream's parked gauges (when the counts changed)."""
+        counts = (self.lines.parked_subjects, self.lines.parked_events)
+        if counts != self._shown_parked:
+            self._shown_parked = counts
+            self.engine.gauge_parked(self.runtime.stream.id, *counts)
 
 
 class _Turn:

@@ -7,7 +7,7 @@
 "use strict";
 
 const TOKEN_KEY = "tidings.admin.token";
-const STATUSES = ["success", "retrying", "failed"];
+const STATUSES = ["success", "retrying", "failed", "parked"];
 const RANGES = { "15m": [15 * 60, 15], "1h": [3600, 60], "6h": [6 * 3600, 300], "24h": [86400, 1800], "7d": [7 * 86400, 3 * 3600] };
 const REFRESH_MS = 3000;
 
