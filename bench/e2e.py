@@ -23,10 +23,9 @@ events, so that its JIT compiler has finished before any scenario's clock starts
 
 Scenarios: ``1-stream``, ``10-streams``, ``100-streams`` (every stream reads the same topic),
 ``isolation`` (9 healthy streams beside one whose endpoint never answers; compared with
-``10-streams``, run first if not run already), ``unordered`` and ``ordered`` (one stream whose
-events cycle through 10,000 users, without and with ``ordering: subject``; ``ordered`` is
-compared with ``unordered``, run first if not run already), ``backlog`` (a retry backlog
-draining after the endpoint recovers). ``all`` runs them in that order.
+``10-streams``, run first if not run already), ``ordered`` (a stream with ``ordering:
+subject`` beside the same stream unordered, events cycling through 10,000 users),
+``backlog`` (a retry backlog draining after the endpoint recovers). ``all`` runs them in that order.
 
     python bench/e2e.py [--scenario all] [--events N] [--bootstrap HOST:PORT] [--json]
                         [--rates 500,1000,2000] [--paced-seconds 10] [--profile DIR]
@@ -107,8 +106,6 @@ class Scenario:
     dead: int = 0
     events: int = 10_000
     paced: bool = True
-    #: The streams' ``delivery.ordering``.
-    ordering: str = "none"
     #: Events cycle through this many distinct subjects (None: the sample pool's own).
     subjects: int | None = None
 
@@ -118,8 +115,7 @@ SCENARIOS = {
     "10-streams": Scenario(healthy=10, events=10_000),
     "100-streams": Scenario(healthy=100, events=2_000),
     "isolation": Scenario(healthy=9, dead=1, events=10_000),
-    "unordered": Scenario(healthy=1, events=30_000, subjects=10_000),
-    "ordered": Scenario(healthy=1, events=30_000, subjects=10_000, ordering="subject"),
+    "ordered": Scenario(healthy=2, events=30_000, subjects=10_000),
     "backlog": Scenario(healthy=1, events=100_000, paced=False),
 }
 #: The dispatcher's default concurrency per stream: the receiver ceiling's client uses it too.
@@ -273,6 +269,9 @@ class Rig:
         self.ok_tags: list[str] = []
         self.dead_tags: list[str] = []
         self.produced = 0
+        #: The last timed run's receipts (time, latency) per healthy stream, and its start.
+        self.last_rows: dict[str, list[tuple[float, float]]] = {}
+        self.last_first = 0.0
 
     def register(self, kind: str, tags: Sequence[str], **delivery: Any) -> None:
         """Write one stream per tag, all event types, to the registry."""
@@ -344,6 +343,8 @@ class Rig:
         first = self.produce(events, rate)
         stats = self.wait_for(self.ok_tags, "distinct_ok", events)
         records = self.receiver.records()
+        self.last_rows = {tag: records.get(tag, []) for tag in self.ok_tags}
+        self.last_first = first
         rows = [row for tag in self.ok_tags for row in records.get(tag, [])]
         latencies = sorted(latency for _at, latency in rows)
         seconds = max(at for at, _latency in rows) - first
@@ -502,7 +503,7 @@ def run_scenario(
     events = options.events or spec.events
     rig = Rig(name, bootstrap, receiver, options.workdir, spec.subjects)
     try:
-        rig.register("ok", [f"s{i}" for i in range(spec.healthy)], ordering=spec.ordering)
+        rig.register("ok", [f"s{i}" for i in range(spec.healthy)])
         if spec.dead:
             rig.register(
                 "dead",
@@ -550,12 +551,6 @@ def run_scenario(
             baseline = run_scenario("10-streams", bootstrap, receiver, options, done)
             done["10-streams"] = baseline
         result.extra.update(_isolation_ratios(result, baseline))
-    if name == "ordered":
-        baseline = done.get("unordered")
-        if baseline is None or baseline.events != events:
-            baseline = run_scenario("unordered", bootstrap, receiver, options, done)
-            done["unordered"] = baseline
-        result.extra.update(_compared(result, baseline, "unordered"))
     return result
 
 
@@ -619,24 +614,61 @@ def _isolation_ratios(isolation: Result, baseline: Result) -> dict[str, Any]:
     return ratios
 
 
-def _compared(result: Result, baseline: Result, name: str) -> dict[str, Any]:
-    """Throughput and p99 (at the maximum and each paced rate) as ratios to ``baseline``'s."""
-    ratios: dict[str, Any] = {
-        f"throughput_ratio_vs_{name}": _ratio(result.deliveries_per_s, baseline.deliveries_per_s),
-        f"p99_ratio_vs_{name}": _ratio(result.p99_ms, baseline.p99_ms),
-    }
-    base_paced = {load.offered_per_s: load for load in baseline.paced}
-    for load in result.paced:
-        other = base_paced.get(load.offered_per_s)
-        if other is not None:
-            ratios[f"p99_ratio_vs_{name}_at_{load.offered_per_s}"] = _ratio(
-                load.p99_ms, other.p99_ms
-            )
-    return ratios
-
-
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else round(a / b, 3)
+
+
+def run_ordered(bootstrap: str, receiver: ReceiverControl, options: Options) -> Result:
+    """One stream ordered per subject beside the same stream unordered, both reading the same
+    events (cycling through 10,000 users) in one dispatcher at the same time: on a shared
+    machine whose load changes from minute to minute, only side by side is the comparison
+    fair. Each stream's rate is its deliveries within the window both were still busy; p99
+    at each ``--rates`` value is at that many events/s (so deliveries/s per stream)."""
+    spec = SCENARIOS["ordered"]
+    events = options.events or spec.events
+    rig = Rig("ordered", bootstrap, receiver, options.workdir, spec.subjects)
+    try:
+        rig.register("ok", ["unordered"])
+        rig.register("ok", ["ordered"], ordering="subject")
+        rig.dispatcher.start()
+        rig.warm_up()
+        load_avg = os.getloadavg()[0]
+        cpu_before = rig.dispatcher.cpu_seconds()
+        maximum = rig.timed_run(events, None)
+        cpu = rig.dispatcher.cpu_seconds() - cpu_before
+        side_by_side: dict[str, Any] = {"max": _side_by_side(rig)}
+        paced = []
+        for rate in options.rates:
+            count = max(1, round(rate * options.paced_seconds))
+            paced.append(rig.timed_run(count, rate * rig.streams))
+            side_by_side[f"{rate}/s"] = _side_by_side(rig)
+        rss = rig.dispatcher.peak_rss_mb()
+    finally:
+        rig.close()
+    extra: dict[str, Any] = {
+        "duplicates": maximum.duplicates,
+        "load_avg_1m": load_avg,
+        "side_by_side": side_by_side,
+    }
+    return _result("ordered", rig, events, maximum, cpu, rss, paced, extra, options)
+
+
+def _side_by_side(rig: Rig) -> dict[str, Any]:
+    """Each stream's deliveries/s within the window both were busy, and its p99; the ordered
+    stream's as ratios to the unordered one's."""
+    end = min(max(at for at, _latency in rows) for rows in rig.last_rows.values())
+    window = max(end - rig.last_first, 1e-9)
+    figures: dict[str, Any] = {}
+    for tag, rows in rig.last_rows.items():
+        latencies = sorted(latency for _at, latency in rows)
+        figures[tag] = {
+            "deliveries_per_s": round(sum(1 for at, _l in rows if at <= end) / window, 1),
+            "p99_ms": percentile(latencies, 99),
+        }
+    ordered, unordered = figures["ordered"], figures["unordered"]
+    figures["throughput_ratio"] = _ratio(ordered["deliveries_per_s"], unordered["deliveries_per_s"])
+    figures["p99_ratio"] = _ratio(ordered["p99_ms"], unordered["p99_ms"])
+    return figures
 
 
 def run_backlog(bootstrap: str, receiver: ReceiverControl, options: Options) -> Result:
@@ -791,8 +823,18 @@ def render(results: Sequence[Result], header: str) -> str:
             pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio" in k)
             lines += ["", f"isolation (healthy streams vs 10-streams): {pairs}"]
         if r.scenario == "ordered":
-            pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio_vs" in k)
-            lines += ["", f"ordered (10,000 subjects, vs the same stream unordered): {pairs}"]
+            lines += [
+                "",
+                "ordered beside the same stream unordered (10,000 subjects, side by side):",
+            ]
+            for load, f in r.extra["side_by_side"].items():
+                lines.append(
+                    f"  {load:>8}: ordered {f['ordered']['deliveries_per_s']:,.0f}/s "
+                    f"p99 {_ms(f['ordered']['p99_ms'])} ms, unordered "
+                    f"{f['unordered']['deliveries_per_s']:,.0f}/s p99 "
+                    f"{_ms(f['unordered']['p99_ms'])} ms: throughput "
+                    f"{f['throughput_ratio']}x, p99 {f['p99_ratio']}x"
+                )
         if r.scenario == "backlog":
             e = r.extra
             lines += [
@@ -849,6 +891,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in names:
                 if name == "backlog":
                     results[name] = run_backlog(servers, receiver, options)
+                elif name == "ordered":
+                    results[name] = run_ordered(servers, receiver, options)
                 else:
                     results[name] = run_scenario(name, servers, receiver, options, results)
                 line = json.dumps(asdict(results[name]))

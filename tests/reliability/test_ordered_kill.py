@@ -1,5 +1,7 @@
-"""SIGKILL an ordered stream's dispatcher twice while some subjects fail: after the restarts,
-each subject's events still never overtake one another, and none is lost."""
+"""SIGKILL one of an ordered stream's two dispatchers twice while some subjects fail: after
+the restarts and the partition moves they cause (the surviving peer loses and regains
+partitions whose subjects it holds blocked), each subject's events still never overtake one
+another, and none is lost."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ FAILING = {subject_name(n) for n in range(0, SUBJECTS, 7)}
 async def test_kill_9_twice_keeps_each_subject_in_order_and_loses_nothing(
     settings: Settings, receiver: RestartableReceiver, tmp_path: Path
 ) -> None:
-    """2,000 subjects, 5 events each, a seventh of them failing twice per event; the
-    dispatcher is SIGKILLed at 2,500 and 6,000 requests and restarted: every request of an
+    """2,000 subjects, 5 events each, a seventh of them failing twice per event; two
+    dispatchers share the stream and one is SIGKILLed at 2,500 and 6,000 requests and
+    restarted (each kill and restart moves partitions of the live peer): every request of an
     event comes after its subject's earlier events were delivered (replays after a kill repeat
     delivered events, in order), and every event is delivered or dead-lettered."""
     settings = with_schedule(settings, ["1s", "2s", "4s"])
@@ -45,7 +48,9 @@ async def test_kill_9_twice_keeps_each_subject_in_order_and_loses_nothing(
     )
     log = tmp_path / "dispatcher.log"
     dispatcher = DispatcherProcess(settings, log)
+    peer = DispatcherProcess(settings, tmp_path / "peer.log")
     dispatcher.start()
+    peer.start()
     t0 = time.monotonic()
     try:
         producing = asyncio.create_task(asyncio.to_thread(produce, settings, events))
@@ -61,10 +66,10 @@ async def test_kill_9_twice_keeps_each_subject_in_order_and_loses_nothing(
         await producing
         account = await settle(receiver, settings, stream.id, places, timeout=150)
     finally:
-        await asyncio.to_thread(stop, dispatcher)
+        await asyncio.gather(asyncio.to_thread(stop, dispatcher), asyncio.to_thread(stop, peer))
     print(f"settled t={time.monotonic() - t0:.1f}s: {account.line()}")
     if account.lost:
-        print(errors_in(log))
+        print(errors_in(log), errors_in(tmp_path / "peer.log"))
     account.assert_nothing_lost()
     dead = await asyncio.to_thread(dead_lettered_ids, settings, stream.id)
     arrivals = [(r.event_id, 200 <= r.status < 300) for r in receiver.requests]
