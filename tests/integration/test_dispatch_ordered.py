@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
+
+import pytest
 
 from dispatch_kit import headers_of, register, running_dispatcher, webhook_stream, with_schedule
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.engine import ORDER_BROKEN
+from dispatcher.rendering import RenderCache, Rendered
 from ordered_kit import Place, lives, out_of_step, overtakings, places_of, produce, subject_name
 from producer.config import Settings
 from receiver import Received, Receiver
@@ -120,3 +124,36 @@ async def test_unordered_stream_beside_keeps_its_concurrency(
         await receiver.wait_until(lambda: len(receiver.delivered_ids()) == 250, timeout=60)
     arrivals = [(r.event_id, 200 <= r.status < 300) for r in receiver.requests]
     assert overtakings(arrivals, places, set())
+
+
+async def test_an_ordered_stream_skips_unsubscribed_types_without_decoding(
+    settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ordered stream subscribed to user.created and user.deleted gets each subject's two
+    events in order; the three user.updated between them are skipped from their headers,
+    never decoded (one render per delivered event)."""
+    renders = Counter[str]()
+    real_render = RenderCache.render
+
+    def counting(self: RenderCache, value: bytes, purpose: str | None) -> Rendered:
+        rendered = real_render(self, value, purpose)
+        renders[rendered.event_type] += 1
+        return rendered
+
+    monkeypatch.setattr(RenderCache, "render", counting)
+    register(
+        settings,
+        webhook_stream(
+            receiver.url(), types=["user.created", "user.deleted"], delivery={"ordering": "subject"}
+        ),
+    )
+    events = lives(settings, 50)
+    places = places_of(events)
+    async with running_dispatcher(settings):
+        await asyncio.to_thread(produce, settings, events)
+        await receiver.wait_until(lambda: len(receiver.delivered_ids()) == 100, timeout=60)
+    assert renders == Counter({"user.created": 50, "user.deleted": 50})
+    arrivals = [(r.event_id, True) for r in receiver.requests]
+    assert {places[e].index for e, _ok in arrivals} == {0, 4}
+    skipped = {e for e, p in places.items() if p.index not in (0, 4)}
+    assert overtakings(arrivals, places, skipped) == []
