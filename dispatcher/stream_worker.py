@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from dispatcher import subject_order
 from dispatcher.engine import End, Engine, StreamRuntime
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncConsumer
@@ -264,6 +265,7 @@ class StreamWorker(CommittingWorker):
         self._waiting = asyncio.Semaphore(MAX_WAITING)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown_parked = (-1, -1)
+        self._since_span_check = 0
 
     def update(self, runtime: StreamRuntime) -> None:
         """Take a changed stream (destination, subscriptions, settings) without a restart."""
@@ -361,6 +363,8 @@ class StreamWorker(CommittingWorker):
     async def _handle_in_order(self, job: Job, subject: Subject, offset: int) -> None:
         """Attempt the event now if its subject is free, else queue it behind the subject's
         latest event (holding no slot while it waits)."""
+        if not await self._within_span(subject[0], offset):
+            return  # stopping: the record stays unfinished for the next owner
         runtime = self.runtime
         ahead = self.lines.last(subject)
         if ahead is None:
@@ -382,6 +386,25 @@ class StreamWorker(CommittingWorker):
             self.engine.log_parked(job)
         task.add_done_callback(lambda done: self._ended_in_order(subject, done))
         self.show_parked()
+
+    async def _within_span(self, partition: int, offset: int) -> bool:
+        """Wait (polling on) while the partition was read too far past its oldest unfinished
+        ordered event (see dispatcher.subject_order); False when stopping first."""
+        self._since_span_check += 1
+        if self._since_span_check < subject_order.SPAN_CHECK_EVERY:
+            return True
+        self._since_span_check = 0
+        oldest = self.lines.oldest(partition)
+        if oldest is None or offset - oldest[0] <= subject_order.MAX_SPAN:
+            return True
+        log.warning(
+            "ordered_span_exceeded",
+            stream_id=self.runtime.stream.id,
+            partition=partition,
+            oldest_unfinished=oldest[0],
+            offset=offset,
+        )
+        return await self.wait_polling(asyncio.wait({oldest[1]}))
 
     async def _in_turn(self, ahead: asyncio.Task[End] | None, job: Job, subject: Subject) -> End:
         """Wait for the subject's event before this one to end, then attempt this one."""

@@ -30,7 +30,11 @@ dead-lettered), so a crash meanwhile re-sends what other subjects received since
 duplicates, each subject's in order again); a restart attempts a blocked event at once and its
 schedule starts over. Parked events are held in memory up to :data:`MAX_WAITING` per stream;
 beyond that the stream stops fetching (polling on, see
-:meth:`~dispatcher.stream_worker.CommittingWorker.wait_polling`) until one ends.
+:meth:`~dispatcher.stream_worker.CommittingWorker.wait_polling`) until one ends. The offset
+bookkeeping holds every offset read past a blocked event (about 40 bytes each): once a
+partition has been read :data:`MAX_SPAN` records past its oldest unfinished ordered event,
+the stream stops fetching until that event ends, so neither memory nor the re-sends after a
+crash grow without bound.
 
 Redelivery and dead-letter replay go through the retry tiers as for any stream: they are
 deliberate sends outside the order.
@@ -48,6 +52,11 @@ from dispatcher.jobs import Job
 
 #: Events of an ordered stream held in memory while they wait for their subject's turn.
 MAX_WAITING = 10_000
+
+#: Records a partition may be read past its oldest unfinished ordered event (see above) ...
+MAX_SPAN = 1_000_000
+#: ... checked once per this many ordered records.
+SPAN_CHECK_EVERY = 1_000
 
 #: A subject: the partition its events lie in and their record key.
 Subject = tuple[int, bytes]
@@ -128,6 +137,15 @@ class SubjectLines:
                 self.parked_events -= len(line.entries) - 1
             tasks.extend(task for _job, task in line.entries)
         return tasks
+
+    def oldest(self, partition: int) -> tuple[int, asyncio.Task[End]] | None:
+        """The lowest offset of a partition's first events still in line, and its task."""
+        heads = [
+            (line.entries[0][0].origin_offset, line.entries[0][1])
+            for subject, line in self._lines.items()
+            if subject[0] == partition and line.entries
+        ]
+        return min(heads, key=lambda head: head[0]) if heads else None
 
     def __len__(self) -> int:
         """Subjects with an event that has not ended."""

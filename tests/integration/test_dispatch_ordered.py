@@ -9,10 +9,21 @@ from collections import Counter
 
 import pytest
 
-from dispatch_kit import headers_of, register, running_dispatcher, webhook_stream, with_schedule
+from admin.broker import LocalBroker
+from admin.topics import ensure_all
+from dispatch_kit import (
+    headers_of,
+    register,
+    running_dispatcher,
+    until,
+    webhook_stream,
+    with_schedule,
+)
+from dispatcher import subject_order
 from dispatcher.delivery_log import AttemptRecord
 from dispatcher.engine import ORDER_BROKEN
 from dispatcher.rendering import RenderCache, Rendered
+from kafka_testkit import fresh_settings
 from ordered_kit import Place, lives, out_of_step, overtakings, places_of, produce, subject_name
 from producer.config import Settings
 from receiver import Received, Receiver
@@ -157,3 +168,41 @@ async def test_an_ordered_stream_skips_unsubscribed_types_without_decoding(
     assert {places[e].index for e, _ok in arrivals} == {0, 4}
     skipped = {e for e, p in places.items() if p.index not in (0, 4)}
     assert overtakings(arrivals, places, skipped) == []
+
+
+async def test_a_long_blocked_subject_stops_the_read_ahead_at_the_span_limit(
+    kafka_broker: LocalBroker, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the span limit at 100 records: while subject 0's first event (offset 0) fails,
+    the other subjects' events at offsets 1-100 are delivered and reading stops at offset
+    101 (fetched 102 records, no further); once subject 0 is delivered, everything follows
+    in order."""
+    monkeypatch.setattr(subject_order, "MAX_SPAN", 100)
+    monkeypatch.setattr(subject_order, "SPAN_CHECK_EVERY", 1)
+    settings = fresh_settings(
+        monkeypatch,
+        kafka_broker.bootstrap_servers,
+        lifecycle_partitions=1,
+        retry_schedule=["1s", "2s", "4s", "8s", "16s"],
+    )
+    ensure_all(settings)
+    blocked = subject_name(0)
+    gate_open = False
+
+    def answer(request: Received, _seen: int) -> int:
+        return 503 if subject_of(request) == blocked and not gate_open else 200
+
+    receiver.script = answer
+    register(settings, webhook_stream(receiver.url(), delivery={"ordering": "subject"}))
+    events = lives(settings, 300, per_subject=2)
+    places = places_of(events)
+    async with running_dispatcher(settings) as dispatcher:
+        await asyncio.to_thread(produce, settings, events)
+        await receiver.wait_until(lambda: len(receiver.delivered_ids()) >= 100, timeout=30)
+        ((worker, _task),) = dispatcher._workers.values()
+        await until(lambda: worker.fetched >= 102)
+        assert (worker.fetched, len(receiver.delivered_ids())) == (102, 100)
+        gate_open = True
+        await receiver.wait_until(lambda: len(receiver.delivered_ids()) == 600, timeout=60)
+    arrivals = [(r.event_id, 200 <= r.status < 300) for r in receiver.requests]
+    assert overtakings(arrivals, places, set()) == []
