@@ -199,6 +199,8 @@ def stream_body(args: argparse.Namespace, current: dict[str, Any] | None = None)
         delivery["timeout"] = args.timeout
     if args.max_in_flight is not None:
         delivery["max_in_flight"] = args.max_in_flight
+    if args.ordering is not None:
+        delivery["ordering"] = args.ordering
     if args.start_position is not None:
         position = args.start_position
         if position not in {"now", "earliest"}:
@@ -248,6 +250,7 @@ def describe_stream(stream: dict[str, Any]) -> str:
         ("signing secrets", f"{stream.get('signing_secrets_count', 0)} (write-only)"),
         ("timeout", delivery.get("timeout")),
         ("max in flight", delivery.get("max_in_flight")),
+        ("ordering", delivery.get("ordering", "none")),
         ("start position", delivery.get("start_position")),
         ("retry schedule", ", ".join(schedule) if schedule else "the installation's"),
         ("permanent 4xx", delivery.get("permanent_4xx")),
@@ -534,6 +537,12 @@ def _stream_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timeout", metavar="DURATION", help="per attempt, e.g. 5s")
     group.add_argument("--max-in-flight", type=int, metavar="N")
     group.add_argument(
+        "--ordering",
+        choices=("none", "subject"),
+        help="subject: each user's or organization's events in the order they happened "
+        "(webhooks only)",
+    )
+    group.add_argument(
         "--start-position", metavar="POSITION", help="now, earliest, or a time (backfill)"
     )
 
@@ -543,7 +552,7 @@ def _filters(parser: argparse.ArgumentParser, *, what: str) -> None:
         "--status",
         action="append",
         metavar="STATUS",
-        help="latest status: failed, retrying, success (comma-separated or repeatable)",
+        help="latest status: failed, retrying, success, parked (comma-separated or repeatable)",
     )
     parser.add_argument(
         "--type", action="append", metavar="TYPE", help="event type or wildcard (repeatable)"

@@ -23,8 +23,9 @@ events, so that its JIT compiler has finished before any scenario's clock starts
 
 Scenarios: ``1-stream``, ``10-streams``, ``100-streams`` (every stream reads the same topic),
 ``isolation`` (9 healthy streams beside one whose endpoint never answers; compared with
-``10-streams``, run first if not run already), ``backlog`` (a retry backlog draining after the
-endpoint recovers). ``all`` runs them in that order.
+``10-streams``, run first if not run already), ``ordered`` (a stream with ``ordering:
+subject`` beside the same stream unordered, events cycling through 10,000 users),
+``backlog`` (a retry backlog draining after the endpoint recovers). ``all`` runs them in that order.
 
     python bench/e2e.py [--scenario all] [--events N] [--bootstrap HOST:PORT] [--json]
                         [--rates 500,1000,2000] [--paced-seconds 10] [--profile DIR]
@@ -105,6 +106,8 @@ class Scenario:
     dead: int = 0
     events: int = 10_000
     paced: bool = True
+    #: Events cycle through this many distinct subjects (None: the sample pool's own).
+    subjects: int | None = None
 
 
 SCENARIOS = {
@@ -112,10 +115,13 @@ SCENARIOS = {
     "10-streams": Scenario(healthy=10, events=10_000),
     "100-streams": Scenario(healthy=100, events=2_000),
     "isolation": Scenario(healthy=9, dead=1, events=10_000),
+    "ordered": Scenario(healthy=2, events=30_000, subjects=10_000),
     "backlog": Scenario(healthy=1, events=100_000, paced=False),
 }
 #: The dispatcher's default concurrency per stream: the receiver ceiling's client uses it too.
 IN_FLIGHT = int(DeliverySettings.model_fields["max_in_flight"].default)
+#: Event types of a scenario with its own subjects (users).
+USER_TYPES = tuple(t for t in EVENT_TYPES if t.startswith("user."))
 #: Distinct sample events built up front; each produce copies one with a fresh id and time.
 POOL_SIZE = 256
 WARMUP_EVENTS = 6
@@ -171,20 +177,29 @@ class Result:
 
 # events --------------------------------------------------------------------------------------
 class EventSource:
-    """Fresh events cheaply: a pool of samples, each copy with a new id and the current time."""
+    """Fresh events cheaply: a pool of samples, each copy with a new id and the current time.
 
-    def __init__(self, tenant: str) -> None:
+    With ``subjects``, the pool holds user events and each copy is about the next of that
+    many users in turn (the record key: an ordered stream's subject)."""
+
+    def __init__(self, tenant: str, subjects: int | None = None) -> None:
+        types = USER_TYPES if subjects else EVENT_TYPES
         self._pool = [
-            sample_event(EVENT_TYPES[i % len(EVENT_TYPES)], tenant=tenant, seed=i)
-            for i in range(POOL_SIZE)
+            sample_event(types[i % len(types)], tenant=tenant, seed=i) for i in range(POOL_SIZE)
         ]
+        self._subjects = subjects
         self._next = 0
 
     def fresh(self) -> LifecycleEvent:
         """A new event whose ``time`` is now: latency is measured from here."""
         base = self._pool[self._next % POOL_SIZE]
+        update: dict[str, Any] = {"id": new_event_id(), "time": utc_now()}
+        if self._subjects:
+            user = f"auth0|bench{self._next % self._subjects:08d}"
+            obj = base.data.object.model_copy(update={"user_id": user})
+            update["data"] = base.data.model_copy(update={"object": obj})
         self._next += 1
-        return base.model_copy(update={"id": new_event_id(), "time": utc_now()})
+        return base.model_copy(update=update)
 
     def template(self) -> LifecycleEvent:
         """A representative event (for the receiver ceiling's request bodies)."""
@@ -230,7 +245,13 @@ class Rig:
     """A scenario's fresh topics, streams, producer, receiver and dispatcher."""
 
     def __init__(
-        self, name: str, bootstrap: str, receiver: ReceiverControl, workdir: Path, **overrides: Any
+        self,
+        name: str,
+        bootstrap: str,
+        receiver: ReceiverControl,
+        workdir: Path,
+        subjects: int | None = None,
+        **overrides: Any,
     ) -> None:
         self.name = name
         self.settings: Settings = load_settings(
@@ -242,12 +263,15 @@ class Rig:
         )
         ensure_all(self.settings)
         self.receiver = receiver
-        self.source = EventSource(self.settings.tenant)
+        self.source = EventSource(self.settings.tenant, subjects)
         self.producer = EventProducer(self.settings)
         self.dispatcher = DispatcherProcess(self.settings, workdir / f"dispatcher-{name}.log")
         self.ok_tags: list[str] = []
         self.dead_tags: list[str] = []
         self.produced = 0
+        #: The last timed run's receipts (time, latency) per healthy stream, and its start.
+        self.last_rows: dict[str, list[tuple[float, float]]] = {}
+        self.last_first = 0.0
 
     def register(self, kind: str, tags: Sequence[str], **delivery: Any) -> None:
         """Write one stream per tag, all event types, to the registry."""
@@ -319,6 +343,8 @@ class Rig:
         first = self.produce(events, rate)
         stats = self.wait_for(self.ok_tags, "distinct_ok", events)
         records = self.receiver.records()
+        self.last_rows = {tag: records.get(tag, []) for tag in self.ok_tags}
+        self.last_first = first
         rows = [row for tag in self.ok_tags for row in records.get(tag, [])]
         latencies = sorted(latency for _at, latency in rows)
         seconds = max(at for at, _latency in rows) - first
@@ -475,7 +501,7 @@ def run_scenario(
     """Run one delivery scenario (not ``backlog``) and return its figures."""
     spec = SCENARIOS[name]
     events = options.events or spec.events
-    rig = Rig(name, bootstrap, receiver, options.workdir)
+    rig = Rig(name, bootstrap, receiver, options.workdir, spec.subjects)
     try:
         rig.register("ok", [f"s{i}" for i in range(spec.healthy)])
         if spec.dead:
@@ -590,6 +616,59 @@ def _isolation_ratios(isolation: Result, baseline: Result) -> dict[str, Any]:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else round(a / b, 3)
+
+
+def run_ordered(bootstrap: str, receiver: ReceiverControl, options: Options) -> Result:
+    """One stream ordered per subject beside the same stream unordered, both reading the same
+    events (cycling through 10,000 users) in one dispatcher at the same time: on a shared
+    machine whose load changes from minute to minute, only side by side is the comparison
+    fair. Each stream's rate is its deliveries within the window both were still busy; p99
+    at each ``--rates`` value is at that many events/s (so deliveries/s per stream)."""
+    spec = SCENARIOS["ordered"]
+    events = options.events or spec.events
+    rig = Rig("ordered", bootstrap, receiver, options.workdir, spec.subjects)
+    try:
+        rig.register("ok", ["unordered"])
+        rig.register("ok", ["ordered"], ordering="subject")
+        rig.dispatcher.start()
+        rig.warm_up()
+        load_avg = os.getloadavg()[0]
+        cpu_before = rig.dispatcher.cpu_seconds()
+        maximum = rig.timed_run(events, None)
+        cpu = rig.dispatcher.cpu_seconds() - cpu_before
+        side_by_side: dict[str, Any] = {"max": _side_by_side(rig)}
+        paced = []
+        for rate in options.rates:
+            count = max(1, round(rate * options.paced_seconds))
+            paced.append(rig.timed_run(count, rate * rig.streams))
+            side_by_side[f"{rate}/s"] = _side_by_side(rig)
+        rss = rig.dispatcher.peak_rss_mb()
+    finally:
+        rig.close()
+    extra: dict[str, Any] = {
+        "duplicates": maximum.duplicates,
+        "load_avg_1m": load_avg,
+        "side_by_side": side_by_side,
+    }
+    return _result("ordered", rig, events, maximum, cpu, rss, paced, extra, options)
+
+
+def _side_by_side(rig: Rig) -> dict[str, Any]:
+    """Each stream's deliveries/s within the window both were busy, and its p99; the ordered
+    stream's as ratios to the unordered one's."""
+    end = min(max(at for at, _latency in rows) for rows in rig.last_rows.values())
+    window = max(end - rig.last_first, 1e-9)
+    figures: dict[str, Any] = {}
+    for tag, rows in rig.last_rows.items():
+        latencies = sorted(latency for _at, latency in rows)
+        figures[tag] = {
+            "deliveries_per_s": round(sum(1 for at, _l in rows if at <= end) / window, 1),
+            "p99_ms": percentile(latencies, 99),
+        }
+    ordered, unordered = figures["ordered"], figures["unordered"]
+    figures["throughput_ratio"] = _ratio(ordered["deliveries_per_s"], unordered["deliveries_per_s"])
+    figures["p99_ratio"] = _ratio(ordered["p99_ms"], unordered["p99_ms"])
+    return figures
 
 
 def run_backlog(bootstrap: str, receiver: ReceiverControl, options: Options) -> Result:
@@ -743,6 +822,19 @@ def render(results: Sequence[Result], header: str) -> str:
         if r.scenario == "isolation":
             pairs = ", ".join(f"{k} {v}" for k, v in r.extra.items() if "ratio" in k)
             lines += ["", f"isolation (healthy streams vs 10-streams): {pairs}"]
+        if r.scenario == "ordered":
+            lines += [
+                "",
+                "ordered beside the same stream unordered (10,000 subjects, side by side):",
+            ]
+            for load, f in r.extra["side_by_side"].items():
+                lines.append(
+                    f"  {load:>8}: ordered {f['ordered']['deliveries_per_s']:,.0f}/s "
+                    f"p99 {_ms(f['ordered']['p99_ms'])} ms, unordered "
+                    f"{f['unordered']['deliveries_per_s']:,.0f}/s p99 "
+                    f"{_ms(f['unordered']['p99_ms'])} ms: throughput "
+                    f"{f['throughput_ratio']}x, p99 {f['p99_ratio']}x"
+                )
         if r.scenario == "backlog":
             e = r.extra
             lines += [
@@ -799,6 +891,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in names:
                 if name == "backlog":
                     results[name] = run_backlog(servers, receiver, options)
+                elif name == "ordered":
+                    results[name] = run_ordered(servers, receiver, options)
                 else:
                     results[name] = run_scenario(name, servers, receiver, options, results)
                 line = json.dumps(asdict(results[name]))

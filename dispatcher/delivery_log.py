@@ -17,8 +17,10 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-#: success: delivered; retrying: failed, another attempt is scheduled; failed: dead-lettered.
-AttemptStatus = Literal["success", "retrying", "failed"]
+#: success: delivered; retrying: failed, another attempt is scheduled; failed: dead-lettered;
+#: parked: not attempted yet, waiting behind an earlier event of its subject that failed (a
+#: stream with ordering "subject").
+AttemptStatus = Literal["success", "retrying", "failed", "parked"]
 
 
 class AttemptRecord(BaseModel):

@@ -14,7 +14,9 @@ next step rather than an exception:
    names (or the dead-letter topic once the schedule is exhausted); anything else goes to the
    dead-letter topic, with its reason. A tier that cannot take the record sends it to the
    dead-letter topic instead, and the dead-letter topic is retried with back-off until it
-   acknowledges: a job never ends without its next home holding it.
+   acknowledges: a job never ends without its next home holding it. A job of a stream
+   ordered per subject (``in_order``) retries in place instead: it waits for its next attempt
+   where it is, holding back its subject's later events (:mod:`dispatcher.subject_order`).
 
 Its :class:`End` says where it ended. Bookkeeping around it (delivery log, metrics, widening
 or narrowing the stream, auto-disable after 410 or too many failures) never changes the end:
@@ -30,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
@@ -54,6 +57,23 @@ log = structlog.get_logger(__name__)
 Disable = Callable[[str, str], Awaitable[None]]
 
 
+class InOrder(Protocol):
+    """The line of an ordered stream's subject a job belongs to (see
+    :mod:`dispatcher.subject_order`): a failed job waits here for its next attempt instead of
+    going to a retry tier, holding back its subject's later events."""
+
+    async def wait(self, job: Job, due: datetime) -> None:
+        """Wait until ``due`` (raises CancelledError when the worker stops first)."""
+
+    @property
+    def runtime(self) -> StreamRuntime:
+        """The stream as it is now (it may have changed while the job waited)."""
+
+
+#: Appended to the reason of an ordered stream's dead letter: its subject moves on without it.
+ORDER_BROKEN = "; ordering: this subject's later events are delivered after it"
+
+
 @dataclass
 class StreamRuntime:
     """What a dispatcher holds for one enabled stream: its settings, destination client,
@@ -76,7 +96,7 @@ class End(StrEnum):
 
     #: The destination accepted it.
     DELIVERED = "delivered"
-    #: A retry tier acknowledged it.
+    #: A retry tier acknowledged it (never a job of an ordered stream: it retries in place).
     RETRYING = "retrying"
     #: The dead-letter topic acknowledged it, with its reason.
     DEAD_LETTERED = "dead_lettered"
@@ -135,9 +155,17 @@ class Engine:
         """The stream's retry tiers: its override, else the global schedule."""
         return list(stream.delivery.retry_schedule or self._settings.retry_schedule)
 
-    async def process(self, job: Job, runtime: StreamRuntime, *, holding_slot: bool = False) -> End:
+    async def process(
+        self,
+        job: Job,
+        runtime: StreamRuntime,
+        *,
+        holding_slot: bool = False,
+        in_order: InOrder | None = None,
+    ) -> End:
         """Run one job to its end: render, send, hand off. Never raises (but for
-        cancellation); the slot it holds or takes is always given back."""
+        cancellation); the slot it holds or takes is always given back. A job ``in_order``
+        retries in place (it never ends RETRYING) and its dead letter says the order broke."""
         held = holding_slot
         try:
             # 1. render
@@ -151,7 +179,8 @@ class Engine:
                 if held:
                     runtime.slots.release()
                     held = False
-                return await self.dead_letter(job, unusable, datetime.now(UTC))
+                reason = unusable + (ORDER_BROKEN if in_order else "")
+                return await self.dead_letter(job, reason, datetime.now(UTC))
             assert rendered is not None
             if job.purpose is None and not runtime.wants(job.event_type):
                 return End.SKIPPED  # a record without a type header, now decoded
@@ -165,7 +194,9 @@ class Engine:
             runtime.slots.release()
             held = False
             # 3. hand off
-            return await self.route(job, runtime, outcome, duration_ms, rendered.time)
+            return await self.route(
+                job, runtime, outcome, duration_ms, rendered.time, in_order=in_order
+            )
         finally:
             if held:
                 runtime.slots.release()
@@ -199,32 +230,39 @@ class Engine:
         outcome: Outcome,
         duration_ms: float,
         event_time: datetime | None = None,
+        *,
+        in_order: InOrder | None = None,
     ) -> End:
-        """Hand the job to where its outcome says, then do the bookkeeping of the attempt."""
+        """Hand the job to where its outcome says, then do the bookkeeping of the attempt.
+
+        A job ``in_order`` whose retry is planned waits in place and is attempted again."""
         now = datetime.now(UTC)
+        note = ORDER_BROKEN if in_order else ""
         if outcome.kind is OutcomeKind.SUCCESS:
             self._bookkeep(self._succeeded, job, runtime, outcome, duration_ms, now, event_time)
             return End.DELIVERED
         failed = job.failed(outcome.error, outcome.http_status, now)
         next_at: datetime | None = None
+        end: End | None = None  # None: waits in place for its next attempt
         if outcome.kind is OutcomeKind.RETRYABLE:
             try:
                 plan = next_delay(runtime.schedule, failed.attempts, outcome)
             except Exception as exc:  # a schedule that cannot be planned with: a bug
                 log.exception("retry_plan_failed", stream_id=job.stream_id)
-                end = await self.dead_letter(failed, f"internal error: {exc}", now)
+                end = await self.dead_letter(failed, f"internal error: {exc}{note}", now)
             else:
                 if plan is None:
-                    reason = f"retries exhausted: {outcome.error}"
+                    reason = f"retries exhausted: {outcome.error}{note}"
                     end = await self.dead_letter(failed, reason, now)
                 else:
                     next_at = now + plan.delay
-                    end = await self._to_tier(failed, plan.delay, next_at, now)
+                    if in_order is None:
+                        end = await self._to_tier(failed, plan.delay, next_at, now)
         elif outcome.kind is OutcomeKind.GONE:
-            end = await self.dead_letter(failed, "destination gone (HTTP 410)", now)
+            end = await self.dead_letter(failed, f"destination gone (HTTP 410){note}", now)
         else:
-            end = await self.dead_letter(failed, f"permanent failure: {outcome.error}", now)
-        if end is not End.RETRYING:
+            end = await self.dead_letter(failed, f"permanent failure: {outcome.error}{note}", now)
+        if end is not None and end is not End.RETRYING:
             next_at = None
         self._bookkeep(
             self._failed, failed, runtime, outcome, duration_ms, now, event_time, next_at
@@ -234,6 +272,11 @@ class Engine:
         limit = runtime.stream.delivery.auto_disable_after
         if runtime.consecutive_failures >= limit:
             await self._auto_disable(runtime, f"{limit} consecutive failed deliveries")
+        if end is None:
+            assert in_order is not None
+            assert next_at is not None
+            await in_order.wait(failed, next_at)
+            return await self.process(failed, in_order.runtime, in_order=in_order)
         return end
 
     def _bookkeep(self, step: Callable[..., None], *args: object) -> None:
@@ -350,6 +393,25 @@ class Engine:
                 pause = min(pause * 2, longest)
         self._bookkeep(self._metrics.dead_letters.labels(job.stream_id or "-").inc)
         return End.DEAD_LETTERED
+
+    def log_parked(self, job: Job) -> None:
+        """Mark an ordered stream's event as parked in the delivery history: not attempted,
+        waiting behind an earlier event of its subject (bookkeeping)."""
+        waiting = Outcome(OutcomeKind.RETRYABLE, None, None, None)
+
+        def log_parked() -> None:
+            self._log_attempt(job, "parked", waiting, 0.0, datetime.now(UTC), None, None, attempt=0)
+
+        self._bookkeep(log_parked)
+
+    def gauge_parked(self, stream_id: str, subjects: int, events: int) -> None:
+        """Show an ordered stream's parked subjects and events (bookkeeping)."""
+
+        def gauge() -> None:
+            self._metrics.parked_subjects.labels(stream_id).set(subjects)
+            self._metrics.parked_events.labels(stream_id).set(events)
+
+        self._bookkeep(gauge)
 
     async def requeue(self, job: Job, delay: timedelta) -> End:
         """Put a job back into the tier of ``delay`` unchanged (stream paused meanwhile)."""

@@ -80,6 +80,20 @@ class DispatcherMetrics:
             ["stream"],
             registry=self.registry,
         )
+        self.parked_subjects = Gauge(
+            "tidings_parked_subjects",
+            "Subjects of an ordered stream whose event waits for a retry, holding back the "
+            "subject's later events (partitions assigned here).",
+            ["stream"],
+            registry=self.registry,
+        )
+        self.parked_events = Gauge(
+            "tidings_parked_events",
+            "Events of an ordered stream parked behind an earlier event of their subject that "
+            "waits for a retry (partitions assigned here).",
+            ["stream"],
+            registry=self.registry,
+        )
         self._streams: dict[str, StreamMetrics] = {}
 
     def for_stream(self, stream_id: str) -> StreamMetrics:
@@ -96,7 +110,12 @@ class DispatcherMetrics:
     def forget_stream(self, stream_id: str) -> None:
         """Drop the gauges of a stream that no longer runs here (its counters stay)."""
         self._streams.pop(stream_id, None)
-        for gauge in (self.consumer_lag, self.in_flight_limit):
+        for gauge in (
+            self.consumer_lag,
+            self.in_flight_limit,
+            self.parked_subjects,
+            self.parked_events,
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(stream_id)
 

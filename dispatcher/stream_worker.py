@@ -7,6 +7,8 @@ committed only up to the lowest record not yet finished, every 200 ms, with the 
 offsets above it in the commit's metadata; a partition's next owner (after a crash or a
 rebalance) skips those (``dispatcher.offsets``). Only partitions held are committed, and only
 what the broker confirmed counts as committed.
+A stream with ``ordering: subject`` attempts one event per subject at a time, in partition
+order (:mod:`dispatcher.subject_order`).
 
 While a worker waits for a delivery slot (a stream narrowed to one request in flight by an
 endpoint that hangs can wait minutes for a batch), its consumer keeps polling with its
@@ -26,11 +28,13 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
+from dispatcher import subject_order
 from dispatcher.engine import End, Engine, StreamRuntime
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.offset_metadata import MAX_METADATA_CHARS
 from dispatcher.offsets import Commit, OffsetTracker
+from dispatcher.subject_order import MAX_WAITING, Subject, SubjectLines
 from producer.config import Settings
 from schemas import constants
 from schemas.record_headers import RecordHeaders
@@ -214,12 +218,15 @@ class CommittingWorker:
             except KafkaException as exc:
                 log.warning("revoke_commit_failed", group=self.group_id, error=str(exc))
 
-    def spawn(self, job: Job, work: Any, partition: int, offset: int, epoch: int) -> None:
+    def spawn(
+        self, job: Job, work: Any, partition: int, offset: int, epoch: int
+    ) -> asyncio.Task[End]:
         """Run one job (``work``, a coroutine that returns its :class:`End`); its offset is
         finished when it ends."""
         task: asyncio.Task[End] = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._finished(done, job, partition, offset, epoch))
+        return task
 
     def _finished(
         self, task: asyncio.Task[End], job: Job, partition: int, offset: int, epoch: int
@@ -332,6 +339,11 @@ class StreamWorker(CommittingWorker):
             topic=settings.lifecycle_topic,
         )
         self.runtime = runtime
+        self.lines = SubjectLines()
+        self._waiting = asyncio.Semaphore(MAX_WAITING)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shown_parked = (-1, -1)
+        self._since_span_check = 0
 
     def update(self, runtime: StreamRuntime) -> None:
         """Take a changed stream (destination, subscriptions, settings) without a restart."""
@@ -372,8 +384,23 @@ class StreamWorker(CommittingWorker):
         consumer.assign(committed)
         consumer.resume(committed)
 
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Commit what is finished, then cancel the lost partitions' ordered events: their next
+        owner attempts them again in order, and must not race a retry of ours."""
+        super().on_revoke(consumer, partitions)
+        if self._loop is not None:
+            lost = {tp.partition for tp in partitions}
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing runs anyway
+                self._loop.call_soon_threadsafe(self._drop_lines, lost)
+
+    def _drop_lines(self, partitions: set[int]) -> None:
+        for task in self.lines.drop(partitions):
+            task.cancel()
+        self.show_parked()
+
     async def run(self) -> None:
         """Consume and deliver until stop(); then drain and commit."""
+        self._loop = asyncio.get_running_loop()
         consumer = AsyncConsumer(self.consumer_config(), name=f"tidings-{self.runtime.stream.id}")
         self.consumer = consumer
         consumer.consumer.subscribe(
@@ -409,6 +436,9 @@ class StreamWorker(CommittingWorker):
             self.skipped(partition, offset, epoch)
             return
         job = Job.from_lifecycle(runtime.stream.id, message, headers)
+        if runtime.stream.delivery.ordering == "subject" and job.key is not None:
+            await self._handle_in_order(job, (partition, job.key), offset, epoch)
+            return
         # Back-pressure: never more than max_in_flight, polling on while waiting.
         if runtime.slots.has_room():
             await runtime.slots.acquire()
@@ -416,3 +446,106 @@ class StreamWorker(CommittingWorker):
             return  # stopping: the record stays unfinished for the next owner
         work = self.engine.process(job, runtime, holding_slot=True)
         self.spawn(job, work, partition, offset, epoch)
+
+    # ordered delivery (see dispatcher.subject_order) ----------------------------------------
+    async def _handle_in_order(self, job: Job, subject: Subject, offset: int, epoch: int) -> None:
+        """Attempt the event now if its subject is free, else queue it behind the subject's
+        latest event (holding no slot while it waits)."""
+        if not await self._within_span(subject[0], offset):
+            return  # stopping: the record stays unfinished for the next owner
+        runtime = self.runtime
+        ahead = self.lines.last(subject)
+        if ahead is None:
+            if runtime.slots.has_room():
+                await runtime.slots.acquire()
+            elif not await self.wait_polling(runtime.slots.acquire()):
+                return  # stopping: the record stays unfinished for the next owner
+            turn = _Turn(self, subject)
+            work = self.engine.process(job, runtime, holding_slot=True, in_order=turn)
+        else:
+            if not self._waiting.locked():
+                await self._waiting.acquire()
+            elif not await self.wait_polling(self._waiting.acquire()):
+                return
+            ahead = self.lines.last(subject)  # it may have ended while we waited
+            work = self._in_turn(ahead, job, subject)
+        task = self.spawn(job, work, subject[0], offset, epoch)
+        if self.lines.join(subject, job, task):
+            self.engine.log_parked(job)
+        task.add_done_callback(lambda done: self._ended_in_order(subject, done))
+        self.show_parked()
+
+    async def _within_span(self, partition: int, offset: int) -> bool:
+        """Wait (polling on) while the partition was read too far past its oldest unfinished
+        ordered event (see dispatcher.subject_order); False when stopping first."""
+        self._since_span_check += 1
+        if self._since_span_check < subject_order.SPAN_CHECK_EVERY:
+            return True
+        self._since_span_check = 0
+        oldest = self.lines.oldest(partition)
+        if oldest is None or offset - oldest[0] <= subject_order.MAX_SPAN:
+            return True
+        log.warning(
+            "ordered_span_exceeded",
+            stream_id=self.runtime.stream.id,
+            partition=partition,
+            oldest_unfinished=oldest[0],
+            offset=offset,
+        )
+        return await self.wait_polling(asyncio.wait({oldest[1]}))
+
+    async def _in_turn(self, ahead: asyncio.Task[End] | None, job: Job, subject: Subject) -> End:
+        """Wait for the subject's event before this one to end, then attempt this one."""
+        try:
+            if ahead is not None:
+                await asyncio.wait({ahead})
+        finally:
+            self._waiting.release()
+        if ahead is not None and ahead.cancelled():
+            # Its record stays unfinished, so must this later one: both come again in order.
+            raise asyncio.CancelledError
+        return await self.engine.process(job, self.runtime, in_order=_Turn(self, subject))
+
+    def _ended_in_order(self, subject: Subject, task: asyncio.Task[End]) -> None:
+        self.lines.ended(subject, task)
+        self.show_parked()
+
+    async def sleep_until(self, due: datetime) -> None:
+        """Sleep until ``due``; CancelledError when the worker stops first."""
+        delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            return
+        raise asyncio.CancelledError
+
+    def show_parked(self) -> None:
+        """Update the stream's parked gauges (when the counts changed)."""
+        counts = (self.lines.parked_subjects, self.lines.parked_events)
+        if counts != self._shown_parked:
+            self._shown_parked = counts
+            self.engine.gauge_parked(self.runtime.stream.id, *counts)
+
+
+class _Turn:
+    """An ordered event's place in its subject's line (the engine's ``InOrder``)."""
+
+    __slots__ = ("_subject", "_worker")
+
+    def __init__(self, worker: StreamWorker, subject: Subject) -> None:
+        self._worker = worker
+        self._subject = subject
+
+    @property
+    def runtime(self) -> StreamRuntime:
+        """The stream as it is now."""
+        return self._worker.runtime
+
+    async def wait(self, job: Job, due: datetime) -> None:
+        """Park the subject's later events, then wait until ``due`` (CancelledError when the
+        worker stops first: the record stays unfinished, attempted again after a restart)."""
+        worker = self._worker
+        for parked in worker.lines.block(self._subject):
+            worker.engine.log_parked(parked)
+        worker.show_parked()
+        await worker.sleep_until(due)

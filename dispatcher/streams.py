@@ -238,6 +238,10 @@ class Subscription(_Model):
         return validate_pattern(value)
 
 
+#: How a stream orders its deliveries (see ``DeliverySettings.ordering``).
+Ordering = Literal["none", "subject"]
+
+
 class DeliverySettings(_Model):
     """How a stream delivers: Tidings' additions to Auth0's stream object."""
 
@@ -258,6 +262,14 @@ class DeliverySettings(_Model):
     )
     auto_disable_after: int = Field(
         500, ge=1, description="Consecutive failed attempts after which the stream disables."
+    )
+    ordering: Ordering = Field(
+        "none",
+        description="none: events are delivered concurrently and a failed one is retried "
+        "while later ones go on. subject: at most one event per subject (the record key, "
+        "e.g. the user id) is in flight and a subject's events arrive in the order they "
+        "happened; a failing event holds back only its own subject's later events "
+        "(webhook destinations only).",
     )
 
     @field_validator("timeout")

@@ -58,6 +58,18 @@ def _check_schedule(state: AdminState, stream: Stream) -> None:
             )
 
 
+def _check_ordering(stream: Stream) -> None:
+    """Ordered delivery is offered where an order can reach the receiver: EventBridge routes
+    the events it accepts to its targets with no order of its own, so sending them in order
+    would cost a subject's concurrency and promise nothing."""
+    if stream.delivery.ordering != "none" and stream.destination.type == "eventbridge":
+        raise invalid(
+            "delivery.ordering",
+            "'subject' is offered for webhook destinations only: EventBridge does not keep "
+            "the order of the events it routes to its targets",
+        )
+
+
 def _endpoint(stream: Stream) -> tuple[str, str] | None:
     """The URL a stream calls that is under the outbound policy, and its field path."""
     config = stream.destination.configuration
@@ -135,6 +147,7 @@ async def create_event_stream(call: Input) -> Reply:
     view = state.ready_view()
     stream = _validated(_fields(call.body))
     _check_schedule(state, stream)
+    _check_ordering(stream)
     await _check_destination(state, stream)
     async with state.write_lock:
         if len(view.table) >= state.max_streams:
@@ -170,6 +183,7 @@ async def patch_event_stream(call: Input) -> Reply:
         data.update(changes)
         stream = _validated(data)
         _check_schedule(state, stream)
+        _check_ordering(stream)
         if "destination" in changes or (stream.enabled and not current.enabled):
             await _check_destination(state, stream)
         stored = await _write(state, stream)

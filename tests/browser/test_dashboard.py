@@ -213,6 +213,7 @@ async def test_the_dashboard_drives_a_stream_end_to_end(
     await page.get_by_label("Authorization").select_option("bearer")
     await page.get_by_label("Bearer token").fill(SECRETS["bearer"])
     await page.get_by_label("Secret", exact=True).fill(SECRETS["signing"])
+    await page.get_by_label("Ordering").select_option("subject")
     await page.get_by_role("button", name="Create stream").click()
     endpoint_field = page.locator('.field[data-for="destination.configuration.webhook_endpoint"]')
     await expect(endpoint_field.locator(".field-error")).to_have_text(
@@ -233,6 +234,8 @@ async def test_the_dashboard_drives_a_stream_end_to_end(
         {"event_type": "organization.created"},
     ]
     assert billing["signing_secrets_count"] == 1
+    assert billing["delivery"]["ordering"] == "subject"
+    await expect(page.locator("#stream-header")).to_contain_text("in order per subject")
     assert billing["destination"]["configuration"]["webhook_authorization"] == {"method": "bearer"}
 
     # Edit it: a rename is a PATCH of the name alone (the stored secrets are kept).

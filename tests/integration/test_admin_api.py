@@ -295,6 +295,7 @@ BAD_INPUT: list[tuple[str, str, Any, str | None]] = [
         {"delivery": {"retry_schedule": ["5s"]}},
         "delivery.retry_schedule.0",
     ),
+    ("PATCH", "/v1/event-streams/{id}", {"delivery": {"ordering": "user"}}, "delivery.ordering"),
     ("GET", "/v1/event-streams", {"take": "0"}, "take"),
     ("GET", "/v1/event-streams", {"take": "101"}, "take"),
     ("GET", "/v1/event-streams", {"take": "ten"}, "take"),

@@ -106,3 +106,27 @@ async def test_the_stored_url_is_the_one_the_client_calls(settings: Settings) ->
             assert (status, body["field"]) == (400, WEBHOOK), body
     finally:
         await client.close()
+
+
+async def test_ordering_per_subject_is_offered_for_webhooks_only(settings: Settings) -> None:
+    """A webhook stream may ask for ordering per subject; an EventBridge stream is refused
+    with a 400 naming delivery.ordering and why (EventBridge routes events without an order),
+    at creation and when changed."""
+    client, api = await start_api(settings)
+    try:
+        ordered = {"delivery": {"ordering": "subject"}}
+        status, body = await api.call(
+            "POST", "/v1/event-streams", {**webhook("https://127.0.0.1/h"), **ordered}
+        )
+        assert (status, body["delivery"]["ordering"]) == (201, "subject"), body
+        bus = eventbridge("https://127.0.0.1/events")
+        status, body = await api.call("POST", "/v1/event-streams", {**bus, **ordered})
+        assert (status, body["field"]) == (400, "delivery.ordering"), body
+        assert "webhook destinations only" in body["message"]
+        status, created = await api.call("POST", "/v1/event-streams", bus)
+        assert (status, created["delivery"]["ordering"]) == (201, "none"), created
+        path = f"/v1/event-streams/{created['id']}"
+        status, body = await api.call("PATCH", path, ordered)
+        assert (status, body["field"]) == (400, "delivery.ordering"), body
+    finally:
+        await client.close()

@@ -134,10 +134,14 @@ async def test_apply_creates_updates_and_prunes_and_twice_is_a_no_op(
     assert await listed(admin) == created, "nothing was written: updated_at is the same"
 
     rewrite(
-        streams_file, lambda t: t.replace("{timeout: 5s}", "{timeout: 3s}\n    status: disabled")
+        streams_file,
+        lambda t: t.replace(
+            "{timeout: 5s}", "{timeout: 3s, ordering: subject}\n    status: disabled"
+        ),
     )
     expected_update = [
         "~ update audit: status: enabled -> disabled",
+        "~ update audit: delivery.ordering: none -> subject",
         "~ update audit: delivery.timeout: 5s -> 3s",
     ]
     assert await run("--dry-run") == [
@@ -158,6 +162,7 @@ async def test_apply_creates_updates_and_prunes_and_twice_is_a_no_op(
         "disabled",
         "3s",
     )
+    assert changed["audit"]["delivery"]["ordering"] == "subject"
     assert await run() == [NOTE, "No changes: 2 streams match the file."]
 
     plan = json.loads("\n".join(await run("--rotate-secrets", "--dry-run", "--json")))

@@ -143,12 +143,15 @@ async def test_create_show_list_update_delete_round_trip(
         "5s",
         "--max-in-flight",
         "8",
+        "--ordering",
+        "subject",
     )
     assert (code, err) == (0, "")
     assert out.startswith("Created event stream est_")
     sid = out.split()[3].rstrip(".")
     assert f"destination:     {receiver.url()} (bearer token)" in out
     assert "signing secrets: 1 (write-only)" in out
+    assert "ordering:        subject" in out
 
     shown = await cli.json("show", sid)
     assert shown["id"] == sid
@@ -159,6 +162,7 @@ async def test_create_show_list_update_delete_round_trip(
     ]
     assert shown["destination"]["configuration"]["webhook_authorization"] == {"method": "bearer"}
     assert (shown["delivery"]["timeout"], shown["delivery"]["max_in_flight"]) == ("5s", 8)
+    assert shown["delivery"]["ordering"] == "subject"
     assert shown["signing_secrets_count"] == 1
     assert await cli.json("show", "crm") == shown, "a unique name names the stream"
 

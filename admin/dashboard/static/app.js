@@ -7,7 +7,7 @@
 "use strict";
 
 const TOKEN_KEY = "tidings.admin.token";
-const STATUSES = ["success", "retrying", "failed"];
+const STATUSES = ["success", "retrying", "failed", "parked"];
 const RANGES = { "15m": [15 * 60, 15], "1h": [3600, 60], "6h": [6 * 3600, 300], "24h": [86400, 1800], "7d": [7 * 86400, 3 * 3600] };
 const REFRESH_MS = 3000;
 
@@ -334,7 +334,8 @@ async function streamPage(id) {
         h("dt", {}, "Authorization"), h("dd", {}, authText(s)),
         h("dt", {}, "Event types"), h("dd", { class: "mono" }, s.subscriptions.map((x) => x.event_type).join(", ")),
         h("dt", {}, "Signing secrets"), h("dd", {}, String(s.signing_secrets_count)),
-        h("dt", {}, "Delivery"), h("dd", {}, `timeout ${d.timeout}, ${d.max_in_flight} in flight, retries ` +
+        h("dt", {}, "Delivery"), h("dd", {}, `timeout ${d.timeout}, ${d.max_in_flight} in flight, ` +
+          `${d.ordering === "subject" ? "in order per subject, " : ""}retries ` +
           `${d.retry_schedule ? d.retry_schedule.join(" → ") : "default tiers"}, ` +
           `${d.permanent_4xx ? "4xx are final" : "4xx retried"}, disables after ${d.auto_disable_after} failures`)),
       h("div", { class: "actions" }, typeSelect, testButton, redeliverAll, toggle),
@@ -548,6 +549,7 @@ async function formPage(id) {
     event_bus_name: text(conf.event_bus_name || ""), source: text(conf.source || ""), endpoint_url: text(conf.endpoint_url || ""),
     timeout: text(delivery.timeout || "", { placeholder: "10s" }),
     max_in_flight: text(delivery.max_in_flight ?? "", { placeholder: "64", inputmode: "numeric" }),
+    ordering: choice([["none", "none (fastest)"], ["subject", "per subject (user or organization)"]], delivery.ordering || "none"),
     retry_schedule: text((delivery.retry_schedule || []).join(", "), { placeholder: "the installation's tiers" }),
     start_position: text("", { placeholder: "now" }),
     permanent_4xx: h("input", { type: "checkbox", checked: stream ? delivery.permanent_4xx : true }),
@@ -590,6 +592,7 @@ async function formPage(id) {
   h("fieldset", {}, h("legend", {}, "Delivery"),
     field("Timeout per attempt", "delivery.timeout", f.timeout, "e.g. 500ms, 10s (100ms–60s)."),
     field("Deliveries in flight", "delivery.max_in_flight", f.max_in_flight),
+    field("Ordering", "delivery.ordering", f.ordering, "Per subject: one user's events arrive in the order they happened; a failing event holds back only its subject (webhooks only)."),
     field("Retry schedule", "delivery.retry_schedule", f.retry_schedule, "Comma-separated delays, each one of the installation's retry tiers."),
     stream ? null : field("Start position", "delivery.start_position", f.start_position, "now, earliest, or an RFC 3339 time (backfill)."),
     field("4xx answers are final (no retry)", "delivery.permanent_4xx", f.permanent_4xx),
@@ -625,6 +628,7 @@ async function formPage(id) {
     const out = {};
     if (f.timeout.value.trim()) out.timeout = f.timeout.value.trim();
     if (f.max_in_flight.value.trim()) out.max_in_flight = number(f.max_in_flight);
+    out.ordering = f.ordering.value;
     if (list(f.retry_schedule).length) out.retry_schedule = list(f.retry_schedule);
     else if (stream && stream.delivery.retry_schedule) out.retry_schedule = null;
     if (!stream && f.start_position.value.trim()) out.start_position = f.start_position.value.trim();
