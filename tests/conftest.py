@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -46,7 +47,9 @@ def pg_dsn(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture
-def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(
+    kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Settings:
     """Settings pointing at the session broker, with a topic prefix no other test uses and
     every topic created."""
     for name in list(__import__("os").environ):
@@ -61,6 +64,7 @@ def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Sett
         metrics_port=0,
         destination_allowlist=["127.0.0.1"],
         secrets_key=SESSION_SECRETS_KEY,
+        history_path=str(tmp_path / "history.sqlite3"),
     )
     ensure_all(settings)
     return settings

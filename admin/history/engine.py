@@ -1,0 +1,75 @@
+"""What the history store needs of a database: transactions for the one writer, reads for
+everyone, and SQL written once (``?`` placeholders; each engine adapts them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from admin.history.schema import Dialect
+
+Row = tuple[Any, ...]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor both drivers share."""
+
+    @property
+    def description(self) -> Any: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+
+    def executemany(self, sql: Any, params: Any, /) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx:
+    """Statements in one transaction (or one autocommitted read), SQL in ``?`` style."""
+
+    def __init__(self, cursor: Cursor, *, pyformat: bool) -> None:
+        self._cursor = cursor
+        self._pyformat = pyformat
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self._pyformat else sql
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run one statement; its rows (none for a write)."""
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return [tuple(row) for row in self._cursor.fetchall()] if self._cursor.description else []
+
+    def changed(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run one write; how many rows it changed."""
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return int(self._cursor.rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        """Run one statement per row of parameters."""
+        batch = [tuple(row) for row in rows]
+        if batch:
+            self._cursor.executemany(self._sql(sql), batch)
+
+
+class Engine(Protocol):
+    """A database holding the history: SQLite or PostgreSQL."""
+
+    dialect: Dialect
+    #: Where it is, for logs (never with a password).
+    where: str
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        ...
+
+    def reader(self) -> AbstractContextManager[Tx]:
+        """A connection for reads (each statement sees committed data)."""
+        ...
+
+    def close(self) -> None:
+        """Release every connection. Safe to call twice."""
+        ...
