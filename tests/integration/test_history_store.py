@@ -187,3 +187,10 @@ def test_retention_deletes_old_events_and_counters_in_chunks(store: HistoryStore
     assert store.expire(cutoff, chunk=2) == 0
     assert [e.event_id for e in store.events("est_s")] == ["evt_4", "evt_3"]
     assert store.totals() == {"est_s": {"success": 2, "retrying": 0, "failed": 0}}
+
+
+def test_a_large_fetch_is_written_whole(store: HistoryStore) -> None:
+    """A fetch of more events than one INSERT carries is written in full, counters too."""
+    write(store, *(record(f"evt_{i:05d}", 1, "success", i / 1000) for i in range(1234)))
+    assert len(store.events("est_s")) == 1234
+    assert store.totals() == {"est_s": {"success": 1234, "retrying": 0, "failed": 0}}
