@@ -51,17 +51,36 @@ class Tx:
         return int(self._cursor.rowcount)
 
     def insert_many(
-        self, head: str, values: str, tail: str, rows: Iterable[Sequence[object]]
+        self,
+        head: str,
+        values: str,
+        tail: str,
+        rows: Iterable[Sequence[object]],
+        types: Sequence[str],
     ) -> None:
-        """``head VALUES values, values, ... tail`` for the rows, :data:`ROWS_PER_INSERT` at
-        a time: one statement per chunk costs both databases far less than one per row
-        (PostgreSQL ingest went from ~9,500 to over 20,000 attempts/s). The rows must not
-        repeat a conflict key (an upsert may change a row once per statement)."""
+        """``head <rows shaped like values> tail`` in few statements. The rows must not repeat
+        a conflict key (an upsert changes a row at most once per statement).
+
+        SQLite takes multi-row ``VALUES`` (:data:`ROWS_PER_INSERT` rows a statement);
+        PostgreSQL takes every row in one statement as one array per column (``unnest``, the
+        columns' SQL ``types`` given), which it plans once: 44,000 rows/s where a statement
+        per row managed 34,000 and multi-row ``VALUES`` 20,000 (measured on 2 cores)."""
         batch = [tuple(row) for row in rows]
+        if not batch:
+            return
+        if self._pyformat:
+            columns = [f"c{i}" for i in range(len(types))]
+            shaped = values.strip("()")
+            for column in columns:
+                shaped = shaped.replace("?", column, 1)
+            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+            sql = f"{head} SELECT {shaped} FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}"
+            self._cursor.execute(sql, [list(column) for column in zip(*batch, strict=True)])
+            return
         for start in range(0, len(batch), ROWS_PER_INSERT):
             chunk = batch[start : start + ROWS_PER_INSERT]
             sql = f"{head} VALUES {', '.join([values] * len(chunk))} {tail}"
-            self._cursor.execute(self._sql(sql), [v for row in chunk for v in row])
+            self._cursor.execute(sql, [v for row in chunk for v in row])
 
 
 class Engine(Protocol):

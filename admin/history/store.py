@@ -53,6 +53,10 @@ ATTEMPTS_HEAD: Final = f"INSERT INTO events ({EVENT_COLUMNS})"
 ATTEMPTS_VALUES: Final = (
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, ?)"
 )
+ATTEMPTS_TYPES: Final = (
+    "bigint", "text", "bigint", "bigint", "bigint", "integer", "integer", "bigint", "text",
+    "bigint", "integer", "bigint", "text",
+)  # fmt: skip
 ATTEMPTS_TAIL: Final = f"""
 ON CONFLICT (stream, event_id) DO UPDATE SET
   type = excluded.type,
@@ -80,6 +84,9 @@ ON CONFLICT (stream, event_id) DO UPDATE SET
 )
 
 _AT_LETTER = "dlq_topic = ? AND dlq_part = ? AND dlq_offset = ?"
+
+
+COUNTER_TYPES: Final = ("bigint", "bigint", "bigint", "bigint", "bigint")
 
 
 def _upsert_counters(table: str) -> tuple[str, str, str]:
@@ -186,6 +193,7 @@ class HistoryStore:
                 ATTEMPTS_VALUES,
                 ATTEMPTS_TAIL,
                 [self._attempt_row(e, ident) for e in batch.events.values()],
+                ATTEMPTS_TYPES,
             )
             for change in batch.letters:
                 self._apply_letter(tx, change, ident)
@@ -199,6 +207,7 @@ class HistoryStore:
                         (ident(STREAM, stream), at, *counts)
                         for (stream, at), counts in counters.items()
                     ],
+                    COUNTER_TYPES,
                 )
         self._remember((i, kind, name) for kind, name, i in written)
 
