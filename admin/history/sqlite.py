@@ -23,8 +23,10 @@ from admin.history.schema import SCHEMA_VERSION, SQLITE, statements
 
 log = structlog.get_logger(__name__)
 
-#: Page cache per connection (KiB, negative in SQLite's unit): memory stays flat.
-CACHE_KIB = 16 * 1024
+#: Page cache of the writer and of each reader connection (KiB): memory stays flat however
+#: large the file (the readers, one per API worker thread, mostly walk index tails).
+WRITER_CACHE_KIB = 16 * 1024
+READER_CACHE_KIB = 4 * 1024
 
 
 class SqliteEngine:
@@ -42,10 +44,10 @@ class SqliteEngine:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._open_checked()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int = WRITER_CACHE_KIB) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA cache_size = -{cache_kib}")
         return conn
 
     def _open_checked(self) -> sqlite3.Connection:
@@ -112,7 +114,7 @@ class SqliteEngine:
         """This thread's reader connection."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = self._connect()
+            conn = self._local.conn = self._connect(READER_CACHE_KIB)
             conn.execute("PRAGMA query_only = ON")
             self._readers.append(conn)
         yield Tx(conn.cursor(), pyformat=False)
