@@ -19,8 +19,8 @@ for M minutes to a store keeping 2 minutes, sampling rows and file size every 15
 level off). PostgreSQL needs Debian's server binaries (``make postgres``); ``--no-postgres``
 skips it.
 
-    python bench/history.py [--attempts 10000000] [--bootstrap HOST:PORT] [--no-postgres]
-                            [--queries 200] [--retention-minutes 0] [--json]
+    python bench/history.py [--attempts 10000000] [--bootstrap HOST:PORT] [--queries 200]
+                            [--no-postgres | --no-sqlite] [--retention-minutes 0] [--json]
 """
 
 from __future__ import annotations
@@ -423,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attempts", type=int, default=10_000_000)
     parser.add_argument("--bootstrap", help="use this cluster instead of an embedded broker")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--queries", type=int, default=200, help="calls per query timed")
     parser.add_argument("--fresh-rate", type=int, default=5000, help="attempts/s offered live")
     parser.add_argument("--retention-minutes", type=float, default=0.0)
@@ -457,7 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             synth.write(args.attempts, now - timedelta(days=6), now - timedelta(minutes=1))
             synth.flush()
             sqlite_env = {"TIDINGS_HISTORY_PATH": str(work / "history.sqlite3")}
-            results.append(run_store("sqlite", settings, stream.id, synth, sqlite_env, work, args))
+            if not args.no_sqlite:
+                results.append(
+                    run_store("sqlite", settings, stream.id, synth, sqlite_env, work, args)
+                )
             if not args.no_postgres:
                 with postgres_url() as url:
                     pg_env = {"TIDINGS_HISTORY_URL": url}

@@ -164,7 +164,9 @@ class HistoryIngest:
 
     async def _check_caught_up(self) -> None:
         ends = self._ends or {}
-        stored = self._since if not self.shared else await self._in_writer(self.store.offsets)
+        # Shared: another replica may be the writer, so the database says where things stand
+        # (read beside the writer thread, never queued behind a write).
+        stored = self._since if not self.shared else await asyncio.to_thread(self.store.offsets)
         if all(stored.get(tp, -1) >= end for tp, end in ends.items()):
             self.caught_up.set()
             log.info("history_caught_up", store=self.store.engine.where)
