@@ -221,6 +221,8 @@ class Figures:
     store: str
     attempts: int
     ingest_attempts_per_s: float
+    #: Events stored per second between 10% and 90% of the backlog, times attempts per event.
+    steady_attempts_per_s: float | None = None
     restart_to_ready_s: float | None = None
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -305,9 +307,17 @@ def run_store(
     """Ingest the backlog into a fresh store and measure it."""
     log = workdir / f"admin-{name}.log"
     service = Service(settings, log, env)
+    samples: list[tuple[float, int]] = []
+    sampling = threading.Thread(
+        target=_sample_rows, args=(env, samples, service, synth.events), daemon=True
+    )
+    sampling.start()
     try:
         took = service.wait_ready(3600)
         figures = Figures(name, synth.attempts, synth.attempts / took)
+        steady = _steady_rate(samples, synth.events)
+        if steady is not None:
+            figures.steady_attempts_per_s = steady * synth.attempts / synth.events
         figures.query_ms = _time_queries(service, stream_id, synth.failed_ids[-1], options.queries)
         if name == "sqlite":
             service.stop()
@@ -322,6 +332,39 @@ def run_store(
         return figures
     finally:
         service.stop()
+
+
+def _count_events(env: dict[str, str]) -> int:
+    if "TIDINGS_HISTORY_URL" in env:
+        import psycopg
+
+        with psycopg.connect(env["TIDINGS_HISTORY_URL"]) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM events").fetchone()
+    else:
+        with contextlib.closing(sqlite3.connect(env["TIDINGS_HISTORY_PATH"], timeout=30)) as conn:
+            row = conn.execute("SELECT COUNT(*) FROM events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _sample_rows(
+    env: dict[str, str], samples: list[tuple[float, int]], service: Service, events: int
+) -> None:
+    """Events stored, once a second, until all ``events`` are (or the service is gone)."""
+    while service.process.poll() is None:
+        with contextlib.suppress(Exception):
+            samples.append((time.monotonic(), _count_events(env)))
+            if samples[-1][1] >= events:
+                return
+        time.sleep(1.0)
+
+
+def _steady_rate(samples: list[tuple[float, int]], events: int) -> float | None:
+    """Events/s stored between 10% and 90% of the backlog (start-up and the tail left out)."""
+    inside = [(t, n) for t, n in samples if 0.1 * events <= n <= 0.9 * events]
+    if len(inside) < 2:
+        return None
+    (t0, n0), (t1, n1) = inside[0], inside[-1]
+    return (n1 - n0) / (t1 - t0) if t1 > t0 else None
 
 
 def _postgres_bytes(url: str) -> int:
@@ -401,7 +444,8 @@ def render(results: Sequence[Figures], header: str) -> str:
     for f in results:
         q = {k: f"{v['p50']:.1f}/{v['p99']:.1f}" for k, v in f.query_ms.items()}
         lines.append(
-            f"| {f.store} | {f.attempts:,} | {f.ingest_attempts_per_s:,.0f} | "
+            f"| {f.store} | {f.attempts:,} | {f.ingest_attempts_per_s:,.0f} "
+            f"({f.steady_attempts_per_s or 0:,.0f}) | "
             f"{f'{f.restart_to_ready_s:.1f} s' if f.restart_to_ready_s is not None else '-'} | "
             f"{f.rss_mb:.0f} ({f.peak_rss_mb:.0f}) | "
             f"{f'{f.bytes_per_attempt:.0f}' if f.bytes_per_attempt is not None else '-'} | "

@@ -33,12 +33,12 @@ class Cursor(Protocol):
 class Tx:
     """Statements in one transaction (or one autocommitted read), SQL in ``?`` style."""
 
-    def __init__(self, cursor: Cursor, *, pyformat: bool) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
-        self._pyformat = pyformat
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self._pyformat else sql
+        """The statement in the driver's placeholder style."""
+        return sql
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """Run one statement; its rows (none for a write)."""
@@ -61,26 +61,16 @@ class Tx:
         """``head <rows shaped like values> tail`` in few statements. The rows must not repeat
         a conflict key (an upsert changes a row at most once per statement).
 
-        SQLite takes multi-row ``VALUES`` (:data:`ROWS_PER_INSERT` rows a statement);
-        PostgreSQL takes every row in one statement as one array per column (``unnest``, the
-        columns' SQL ``types`` given), which it plans once: 44,000 rows/s where a statement
-        per row managed 34,000 and multi-row ``VALUES`` 20,000 (measured on 2 cores)."""
+        Here as multi-row ``VALUES``, :data:`ROWS_PER_INSERT` rows a statement (SQLite);
+        :class:`admin.history.postgres.PostgresTx` copies them instead. ``types`` are the
+        columns' SQL types, for engines that need them."""
         batch = [tuple(row) for row in rows]
         if not batch:
-            return
-        if self._pyformat:
-            columns = [f"c{i}" for i in range(len(types))]
-            shaped = values.strip("()")
-            for column in columns:
-                shaped = shaped.replace("?", column, 1)
-            arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-            sql = f"{head} SELECT {shaped} FROM unnest({arrays}) AS u({', '.join(columns)}) {tail}"
-            self._cursor.execute(sql, [list(column) for column in zip(*batch, strict=True)])
             return
         for start in range(0, len(batch), ROWS_PER_INSERT):
             chunk = batch[start : start + ROWS_PER_INSERT]
             sql = f"{head} VALUES {', '.join([values] * len(chunk))} {tail}"
-            self._cursor.execute(sql, [v for row in chunk for v in row])
+            self._cursor.execute(self._sql(sql), [v for row in chunk for v in row])
 
 
 class Engine(Protocol):

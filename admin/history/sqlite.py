@@ -103,7 +103,7 @@ class SqliteEngine:
             cursor = self._writer.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(cursor, pyformat=False)
+                yield Tx(cursor)
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -117,7 +117,7 @@ class SqliteEngine:
             conn = self._local.conn = self._connect(READER_CACHE_KIB)
             conn.execute("PRAGMA query_only = ON")
             self._readers.append(conn)
-        yield Tx(conn.cursor(), pyformat=False)
+        yield Tx(conn.cursor())
 
     def close(self) -> None:
         """Close every connection. Safe to call twice."""
