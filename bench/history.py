@@ -325,7 +325,9 @@ def run_store(
             figures.restart_to_ready_s = service.wait_ready(600)
             path = Path(env["TIDINGS_HISTORY_PATH"])
             figures.bytes_per_attempt = _file_bytes(path) / synth.attempts
-            figures.freshness_max_s = _freshness(service, synth, options.fresh_rate)
+            figures.freshness_max_s = _freshness(
+                service, synth, options.fresh_rate, options.fresh_seconds
+            )
         else:
             figures.bytes_per_attempt = _postgres_bytes(env["TIDINGS_HISTORY_URL"]) / synth.attempts
         figures.rss_mb, figures.peak_rss_mb = service.rss_mb()
@@ -470,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--queries", type=int, default=200, help="calls per query timed")
     parser.add_argument("--fresh-rate", type=int, default=5000, help="attempts/s offered live")
+    parser.add_argument("--fresh-seconds", type=int, default=10, help="markers, one a second")
     parser.add_argument("--retention-minutes", type=float, default=0.0)
     parser.add_argument("--json", action="store_true", help="one JSON object per store")
     args = parser.parse_args(argv)
