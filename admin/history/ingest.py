@@ -125,7 +125,7 @@ class HistoryIngest:
             try:
                 while not self._stopping:
                     messages = await consumer.consume(FETCH_RECORDS, FETCH_WAIT)
-                    batch = await self._in_parser(fold, messages, self.topics[0])
+                    batch = await self._in_parser(fold, messages, self.settings.deliveries_topic)
                     if writing is not None:
                         await writing
                         writing = None
