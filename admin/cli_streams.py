@@ -442,6 +442,15 @@ def cmd_deliveries_show(args: argparse.Namespace, _settings: Settings) -> int:
             numeric={0, 3, 4},
         )
     )
+    for a in detail["attempts"]:
+        if a.get("response_body"):
+            print(f"receiver's answer to attempt {a['attempt']}: {a['response_body']}")
+    event = detail.get("event")
+    if event is not None:
+        print("event as delivered:")
+        print(json.dumps(event, indent=2))
+    else:
+        print("event as delivered: no longer retained by Kafka")
     return 0
 
 

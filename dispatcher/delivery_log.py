@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict
 #: parked: not attempted yet, waiting behind an earlier event of its subject that failed (a
 #: stream with ordering "subject").
 AttemptStatus = Literal["success", "retrying", "failed", "parked"]
+#: How much of a receiver's answer to a failed attempt the log keeps (the first KB: enough to
+#: see why a receiver refused, small enough to keep the log small).
+MAX_RESPONSE_BODY = 1024
 
 
 class AttemptRecord(BaseModel):
@@ -44,6 +47,9 @@ class AttemptRecord(BaseModel):
     origin_topic: str | None = None
     origin_partition: int | None = None
     origin_offset: int | None = None
+    #: The start of the receiver's answer to a failed attempt (at most
+    #: :data:`MAX_RESPONSE_BODY` characters; absent on success and from older dispatchers).
+    response_body: str | None = None
 
     def to_record(self) -> bytes:
         """The record value."""
@@ -82,6 +88,7 @@ def attempt_record(
     origin_topic: str | None,
     origin_partition: int | None,
     origin_offset: int | None,
+    response_body: str | None = None,
 ) -> bytes:
     """The record value of one attempt, as :meth:`AttemptRecord.to_record` writes it (absent
     fields omitted, UTC as ``Z``), built without the model: the dispatcher writes one per
@@ -102,6 +109,9 @@ def attempt_record(
         "origin_topic": origin_topic,
         "origin_partition": origin_partition,
         "origin_offset": origin_offset,
+        "response_body": response_body[:MAX_RESPONSE_BODY]
+        if response_body is not None and status != "success"
+        else None,
     }
     return orjson.dumps(
         {key: value for key, value in fields.items() if value is not None},

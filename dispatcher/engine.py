@@ -451,6 +451,7 @@ class Engine:
             status=status,
             http_status=outcome.http_status,
             error=outcome.error,
+            response_body=outcome.response_body,
             duration_ms=round(duration_ms, 3),
             at=at,
             next_attempt_at=next_at,

@@ -47,6 +47,8 @@ class Outcome:
     error: str | None
     #: Seconds the receiver asked us to wait (from ``Retry-After``), only on retryable outcomes.
     retry_after: float | None
+    #: The start of the receiver's answer to a failed attempt (for the delivery history).
+    response_body: str | None = None
 
 
 #: Statuses below 500 that still mean "try again later" (Request Timeout, Too Many Requests).

@@ -21,12 +21,14 @@ import contextlib
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import structlog
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 
+from dispatcher.delivery_log import MAX_RESPONSE_BODY
 from dispatcher.destinations import Delivery, refused
 from dispatcher.outcome import Outcome, OutcomeKind, classify
 from dispatcher.signing import signature_headers
@@ -266,12 +268,17 @@ class WebhookClient:
         try:
             async with request.build_streamed() as response:
                 # Read a bounded prefix so a huge or endless body cannot hold the slot.
-                await response.body_reader.read(MAX_RESPONSE_BYTES)
-                return classify(
+                prefix = await response.body_reader.read(MAX_RESPONSE_BYTES)
+                outcome = classify(
                     response.status,
                     retry_after_header=response.get_header("Retry-After"),
                     permanent_4xx=self._permanent_4xx,
                 )
+                if outcome.kind is OutcomeKind.SUCCESS or not prefix:
+                    return outcome
+                # A failed attempt keeps the start of the answer: why the receiver refused.
+                answer = bytes(prefix[:MAX_RESPONSE_BODY]).decode("utf-8", errors="replace")
+                return replace(outcome, response_body=answer)
         except RequestTimeoutError:
             seconds = self._timeout.total_seconds()
             return classify(None, timed_out=True, error=f"timeout after {seconds:g}s")

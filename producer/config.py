@@ -96,7 +96,20 @@ class Settings(BaseSettings):
         timedelta(days=30), description="Retention of the dead-letter topic."
     )
     deliveries_retention: Duration = Field(
-        timedelta(days=7), description="Retention of the delivery log (history and stats)."
+        timedelta(days=7),
+        description="How long delivery history and stats are kept: the delivery log topic's "
+        "retention, and the age past which the admin service's history store deletes an "
+        "event (by its first attempt) and its stats.",
+    )
+    history_path: str = Field(
+        "~/.local/share/tidings/history.sqlite3",
+        description="The admin service's SQLite history file (WAL mode; rebuilt from Kafka "
+        "when missing or unreadable). Unused when history_url is set.",
+    )
+    history_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL (postgresql://user:pass@host/db) of a history store shared "
+        "by several admin replicas; unset: the SQLite file at history_path.",
     )
     retry_schedule: list[Duration] = Field(
         default_factory=lambda: [*DEFAULT_RETRY_SCHEDULE],  # type: ignore[arg-type]
@@ -161,6 +174,15 @@ class Settings(BaseSettings):
     events_max_connections_per_token: int = Field(
         5, ge=1, description="Concurrent Events API connections one token may hold (429 past it)."
     )
+
+    @field_validator("history_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must be a postgresql:// URL")
+        return value
 
     @field_validator("destination_allowlist", "secrets_previous_keys", mode="before")
     @classmethod

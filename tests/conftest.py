@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -41,10 +42,16 @@ def pg_dsn(postgres_server: PostgresServer) -> str:
 
 
 @pytest.fixture
-def settings(kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(
+    kafka_broker: LocalBroker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Settings:
     """Settings pointing at the session broker, with a topic prefix no other test uses and
     every topic created."""
-    settings = fresh_settings(monkeypatch, kafka_broker.bootstrap_servers)
+    settings = fresh_settings(
+        monkeypatch,
+        kafka_broker.bootstrap_servers,
+        history_path=str(tmp_path / "history.sqlite3"),
+    )
     ensure_all(settings)
     return settings
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from dispatcher.registry import RegistryWriter
@@ -111,6 +112,8 @@ class TidingsProcess:
             if settings.secrets_key
             else "",
             "TIDINGS_DESTINATION_ALLOWLIST": ",".join(settings.destination_allowlist),
+            # A history file of the process's own, beside its log (never the user's).
+            "TIDINGS_HISTORY_PATH": str(Path(log_path).parent / "history.sqlite3"),
             **(env or {}),
         }
         self.command = command

@@ -1,7 +1,8 @@
 """The admin HTTP API: manage streams, inspect deliveries, redeliver, send test events.
 
-Backed by Kafka alone (the registry, delivery-log and dead-letter topics, replayed into an
-in-memory view); see :mod:`admin.api.view` for why, and :mod:`admin.api.app` to run it.
+Backed by Kafka: the registry topic replayed into an in-memory view (:mod:`admin.api.view`),
+the delivery-log and dead-letter topics into the history store on disk (:mod:`admin.history`);
+:mod:`admin.api.app` runs it.
 """
 
 from __future__ import annotations

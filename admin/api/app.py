@@ -35,9 +35,10 @@ async def healthz(_call: Input) -> Reply:
 
 
 async def readyz(call: Input) -> Reply:
-    """Readiness: Kafka answers and the view has read up to the offsets seen at start."""
-    view = call.state.view
-    caught_up = view.caught_up.is_set()
+    """Readiness: Kafka answers, and the view and the history store have read up to the
+    offsets seen at start."""
+    view, ingest = call.state.view, call.state.ingest
+    caught_up = view.caught_up.is_set() and ingest is not None and ingest.caught_up.is_set()
     kafka = await view.kafka_reachable()
     if kafka and caught_up:
         return Reply(200, Health(status="ok", kafka=True, caught_up=True))

@@ -13,12 +13,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Final
 
+import orjson
 import structlog
 from confluent_kafka import KafkaException
 
 from admin.api import stats
 from admin.api.errors import conflict, invalid, not_found, unavailable
-from admin.api.history import EventHistory, HistoryFilter
 from admin.api.models import (
     AttemptOut,
     DeadLetterOut,
@@ -35,9 +35,10 @@ from admin.api.models import (
     StatsTotals,
     TestEventRequest,
 )
-from admin.api.paging import BadCursor, paginate
+from admin.api.paging import BadCursor, decode_cursor, encode_cursor
 from admin.api.routing import Input, Reply, Route
 from admin.api.state import AdminState
+from admin.history.model import EventHistory, HistoryFilter
 from dispatcher.jobs import Job
 from dispatcher.streams import Stream
 from producer.producer import subject_key
@@ -84,27 +85,33 @@ async def list_deliveries(call: Input) -> Reply:
         date_from=query.date_from,
         date_to=query.date_to,
     )
-    events = call.state.view.history.events(call.path("id"), selected)
     try:
-        page = paginate(
-            events,
-            lambda e: (e.first_at, e.event_id),
-            after=query.from_,
-            take=query.take,
-            descending=True,
-        )
+        before = decode_cursor(query.from_) if query.from_ is not None else None
     except BadCursor as exc:
         raise invalid("from", str(exc)) from None
-    return Reply(200, DeliveryList(deliveries=[_summary(e) for e in page.items], next=page.next))
+    history = call.state.ready_history()
+    events = await asyncio.to_thread(
+        history.events, call.path("id"), selected, before=before, limit=query.take + 1
+    )
+    page, more = events[: query.take], len(events) > query.take
+    cursor = encode_cursor((page[-1].first_at, page[-1].event_id)) if more else None
+    return Reply(200, DeliveryList(deliveries=[_summary(e) for e in page], next=cursor))
 
 
 async def get_delivery(call: Input) -> Reply:
-    """Every attempt of one event."""
+    """Every attempt of one event, and the event as delivered while Kafka retains it."""
     stream_id, event_id = call.path("id"), call.path("event_id")
     call.state.stream(stream_id)
-    event = call.state.view.history.get(stream_id, event_id)
+    history = call.state.ready_history()
+    event = await asyncio.to_thread(history.get, stream_id, event_id)
     if event is None:
         raise not_found(f"no delivery of {event_id!r} to this stream")
+    assert call.state.requeuer is not None
+    try:
+        sent = await call.state.requeuer.delivered_body(event)
+    except KafkaException as exc:
+        log.warning("delivered_event_unreadable", event_id=event_id, error=str(exc))
+        sent = None
     letter = event.dead_letter
     return Reply(
         200,
@@ -124,9 +131,11 @@ async def get_delivery(call: Input) -> Reply:
                     error=r.error,
                     duration_ms=r.duration_ms,
                     next_attempt_at=r.next_attempt_at,
+                    response_body=r.response_body,
                 )
                 for r in event.attempts
             ],
+            event=orjson.loads(sent) if sent is not None else None,
             dead_letter=DeadLetterOut(reason=letter.reason, at=letter.at) if letter else None,
         ),
     )
@@ -159,7 +168,7 @@ async def redeliver(call: Input) -> Reply:
         date_from=body.date_from,
         date_to=body.date_to,
     )
-    events = call.state.view.history.events(stream.id, selected)
+    events = await asyncio.to_thread(call.state.ready_history().events, stream.id, selected)
     expired = await _redeliver(call.state, events)
     log.info("redeliver", stream_id=stream.id, count=len(events) - len(expired))
     return Reply(202, RedeliverAccepted(count=len(events) - len(expired), skipped=len(expired)))
@@ -169,7 +178,7 @@ async def redeliver_event(call: Input) -> Reply:
     """Redeliver one event; 409 when Kafka no longer holds it or the stream never had it."""
     stream = _enabled(call.state, call.path("id"))
     event_id = call.path("event_id")
-    event = call.state.view.history.get(stream.id, event_id)
+    event = await asyncio.to_thread(call.state.ready_history().get, stream.id, event_id)
     if event is None:
         raise conflict("not_redeliverable", f"{event_id!r} was never delivered to this stream")
     if await _redeliver(call.state, [event]):
@@ -225,7 +234,13 @@ async def get_stats(call: Input) -> Reply:
         raise invalid("bucket", "must be a whole number of seconds")
     if stats.bucket_count(start, end, size) > stats.MAX_BUCKETS:
         raise invalid("bucket", f"too small for the window: at most {stats.MAX_BUCKETS} buckets")
-    rows = stats.count(call.state.view.history.attempts(stream.id, start, end), start, end, size)
+    history = call.state.ready_history()
+    counters = []
+    for first, last, minutes in stats.counter_spans(start, end, size):
+        counters += await asyncio.to_thread(
+            history.counters, stream.id, first, last, minutes=minutes
+        )
+    rows = stats.tally(counters, start, end, size)
     buckets = [StatsBucket(start=when, successful=ok, failed=bad) for when, ok, bad in rows]
     totals = StatsTotals(
         successful=sum(b.successful for b in buckets), failed=sum(b.failed for b in buckets)

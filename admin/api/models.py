@@ -283,6 +283,9 @@ class AttemptOut(_Output):
     error: str | None = None
     duration_ms: float
     next_attempt_at: datetime | None = None
+    response_body: str | None = Field(
+        None, description="The first KB of the receiver's answer to a failed attempt."
+    )
 
 
 class DeadLetterOut(_Output):
@@ -303,6 +306,10 @@ class DeliveryDetail(_Output):
     event_time: datetime | None = None
     attempts: list[AttemptOut]
     dead_letter: DeadLetterOut | None = None
+    event: dict[str, Any] | None = Field(
+        None,
+        description="The event's JSON as delivered to this stream, while Kafka retains it.",
+    )
 
 
 class RedeliverAccepted(_Output):

@@ -17,12 +17,16 @@ from datetime import UTC, datetime
 import structlog
 from confluent_kafka import Message, TopicPartition
 
-from admin.api.history import Coordinates, EventHistory
 from admin.api.view import assigning_consumer
+from admin.history.model import Coordinates, EventHistory
 from dispatcher.jobs import Job
 from dispatcher.kafka_io import AsyncProducer
+from dispatcher.rendering import Rendered
 from producer.config import Settings
+from producer.producer import codec_for
 from schemas import constants
+from schemas.errors import ContractError
+from schemas.fast_render import render_record_json
 from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
@@ -40,6 +44,7 @@ class Requeuer:
             settings.kafka_config(**{"message.max.bytes": settings.max_record_bytes})
         )
         self._consumer = assigning_consumer(settings, "admin-fetch")
+        self._codec = codec_for(settings)
         self._closed = False
 
     @property
@@ -87,6 +92,25 @@ class Requeuer:
         for job in jobs:
             await self.enqueue(job)
         return expired
+
+    async def delivered_body(self, event: EventHistory) -> bytes | None:
+        """The event's JSON as delivered to its stream, read back from the lifecycle topic
+        (or its dead letter) while Kafka retains it; None once neither is retained."""
+        letter = event.dead_letter.where if event.dead_letter is not None else None
+        wanted = [w for w in (event.origin, letter) if w is not None]
+        found = await self._fetch(wanted)
+        for where in wanted:
+            message = found.get(where)
+            if message is None:
+                continue
+            try:
+                record = self._codec.decode_record(message.value() or b"")
+            except ContractError:
+                continue
+            body = render_record_json(record, purpose=event.purpose)
+            rendered = Rendered(body, record["time"], str(record["id"]), str(record["type"]))
+            return rendered.for_stream(event.stream_id)
+        return None
 
     async def _fetch(self, wanted: list[Coordinates]) -> dict[Coordinates, Message]:
         if not wanted:

@@ -1,5 +1,5 @@
-"""What the admin API's handlers share: settings, the view, the registry writer and the
-requeuer, with their start and stop."""
+"""What the admin API's handlers share: settings, the view, the history store and its
+ingest, the registry writer and the requeuer, with their start and stop."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from aiohttp import web
 from admin.api.errors import not_found, unavailable
 from admin.api.requeue import Requeuer
 from admin.api.view import AdminView
+from admin.history import HistoryStore, open_store
+from admin.history.ingest import HistoryIngest
 from dispatcher.registry import RegistryWriter
 from dispatcher.ssrf import DestinationPolicy
 from dispatcher.streams import Stream
@@ -37,6 +39,8 @@ class AdminState:
     writer: RegistryWriter | None = None
     requeuer: Requeuer | None = None
     codec: AvroCodec | None = None
+    history: HistoryStore | None = None
+    ingest: HistoryIngest | None = None
     #: Writes are serialized in this process, so the stream limit holds under concurrency.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -50,6 +54,13 @@ class AdminState:
             raise unavailable("the admin view is still reading Kafka; retry shortly")
         return self.view
 
+    def ready_history(self) -> HistoryStore:
+        """The history store, once it has read the topics up to where they stood at start;
+        503 before."""
+        if self.history is None or self.ingest is None or not self.ingest.caught_up.is_set():
+            raise unavailable("delivery history is still reading Kafka; retry shortly")
+        return self.history
+
     def stream(self, stream_id: str) -> Stream:
         """A stream of the view; 404 when unknown."""
         stream = self.ready_view().table.streams.get(stream_id)
@@ -58,17 +69,29 @@ class AdminState:
         return stream
 
     async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
-        """Start the view and Kafka clients with the server; stop them with it."""
+        """Start the view, the history store and Kafka clients with the server; stop them
+        with it."""
+        self.history = history = await asyncio.to_thread(open_store, self.settings)
+        self.ingest = ingest = HistoryIngest(
+            self.settings, history, shared=self.settings.history_url is not None
+        )
         self.writer = RegistryWriter(self.settings)
         self.requeuer = Requeuer(self.settings)
         self.codec = codec_for(self.settings)
-        task = asyncio.create_task(self.view.run(), name="tidings-admin-view")
+        tasks = [
+            asyncio.create_task(self.view.run(), name="tidings-admin-view"),
+            asyncio.create_task(ingest.run(), name="tidings-history-ingest"),
+        ]
         try:
             yield
         finally:
             self.view.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 10)
+            ingest.stop()
+            for task in tasks:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 10)
+            await asyncio.to_thread(ingest.close)
+            await asyncio.to_thread(history.close)
             await self.requeuer.close()
             self.writer = None  # RegistryWriter has no close(): let its producer be freed
 

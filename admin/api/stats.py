@@ -1,4 +1,5 @@
-"""Delivery stats: attempts counted in time buckets.
+"""Delivery stats: attempts counted in time buckets, from the history store's per-minute
+and per-second counters (so a week costs ~10,000 counters, not its attempts).
 
 An attempt with status ``success`` counts as successful; one with status ``retrying`` or
 ``failed`` counts as failed, because each is a delivery the endpoint did not accept, whether
@@ -9,11 +10,10 @@ same start, and every bucket of the window is listed, empty ones included.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final
-
-from dispatcher.delivery_log import AttemptRecord
 
 #: Bucket sizes picked by default: the smallest that keeps the window within
 #: :data:`DEFAULT_MAX_BUCKETS` buckets.
@@ -42,26 +42,49 @@ def bucket_start(at: datetime, size: timedelta) -> datetime:
     return datetime.fromtimestamp((micros - micros % step) / 1_000_000, UTC)
 
 
-def count(
-    attempts: Iterable[AttemptRecord], start: datetime, end: datetime, size: timedelta
+#: ``(second, successful, retrying, failed)``: the stored counters of one second or minute.
+Counter = tuple[int, int, int, int]
+
+
+def counter_spans(start: datetime, end: datetime, size: timedelta) -> list[tuple[int, int, bool]]:
+    """Which stored counters cover ``[start, end)``: ``(from, to, per_minute)`` spans of
+    seconds since the epoch. Whole minutes come from the per-minute counters when the
+    bucket size is a whole number of minutes (a minute then lies in one bucket), the edges
+    and smaller buckets from the per-second ones. Attempts count to the second: the window
+    is widened to whole seconds."""
+    first, last = math.floor(start.timestamp()), math.ceil(end.timestamp())
+    minute_from, minute_to = -(-first // 60) * 60, last // 60 * 60
+    if round(size.total_seconds()) % 60 or minute_from >= minute_to:
+        return [(first, last, False)]
+    spans = [(first, minute_from, False), (minute_from, minute_to, True), (minute_to, last, False)]
+    return [span for span in spans if span[0] < span[1]]
+
+
+def tally(
+    counters: Iterable[Counter], start: datetime, end: datetime, size: timedelta
 ) -> list[tuple[datetime, int, int]]:
-    """``(bucket start, successful, failed)`` for each bucket covering ``[start, end)``;
-    attempts outside the window are ignored."""
-    first = bucket_start(start, size)
-    buckets: dict[datetime, list[int]] = {}
+    """``(bucket start, successful, failed)`` for each bucket covering ``[start, end)``,
+    from counters read for :func:`counter_spans`; a retried or dead-lettered attempt both
+    count as failed."""
+    step = round(size.total_seconds())
+    first = round(bucket_start(start, size).timestamp())
+    buckets: dict[int, list[int]] = {}
     cursor = first
-    while cursor < end:
+    end_second = end.timestamp()
+    while cursor < end_second:
         buckets[cursor] = [0, 0]
-        cursor += size
-    for record in attempts:
-        if not start <= record.at < end:
-            continue
-        slot = buckets[bucket_start(record.at, size)]
-        slot[0 if record.status == "success" else 1] += 1
-    return [(when, ok, failed) for when, (ok, failed) in buckets.items()]
+        cursor += step
+    for second, ok, retrying, failed in counters:
+        slot = buckets.get(second - second % step)
+        if slot is not None:
+            slot[0] += ok
+            slot[1] += retrying + failed
+    return [
+        (datetime.fromtimestamp(when, UTC), ok, failed) for when, (ok, failed) in buckets.items()
+    ]
 
 
 def bucket_count(start: datetime, end: datetime, size: timedelta) -> int:
-    """How many buckets :func:`count` would return."""
+    """How many buckets :func:`tally` returns."""
     first = bucket_start(start, size)
     return max(0, -(-(end - first) // size))

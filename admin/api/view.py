@@ -1,17 +1,9 @@
-"""The admin service's materialized view, rebuilt from Kafka on start and kept current.
+"""The admin service's view of the streams, rebuilt from Kafka on start and kept current.
 
 One consumer (no consumer group: it assigns every partition itself) replays the registry
-(``tidings.streams``), the delivery log (``tidings.deliveries``) and the dead-letter topic
-(``tidings.dlq``) from their beginnings and then follows them.
-
-Why an in-memory index rather than SQLite: Kafka is the only store. The view is rebuilt
-from the topics at every start whatever holds it, so a database file would add a second
-copy to keep consistent without saving the replay; the data is bounded by the topics'
-retention (deliveries 7 days by default); and every query is per stream and answered by a
-scan of that stream's events, which in memory is microseconds for the sizes a stream
-holds. The cost is memory, roughly 1 KB per attempt record: a few million attempts in the
-retention window fit comfortably. Beyond that, a SQLite file behind the same
-:class:`~admin.api.history.DeliveryIndex` methods is the next step.
+(``tidings.streams``) from its beginning and then follows it. The registry is small (a
+record per stream write, compacted), so it is held in memory; delivery history, which
+grows with traffic, lives on disk in :mod:`admin.history`.
 
 "Caught up" means every partition was read up to the end offset observed at start.
 """
@@ -20,21 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import structlog
 from confluent_kafka import KafkaException, Message, TopicPartition
-from pydantic import ValidationError
 
-from admin.api.history import Coordinates, DeadLetter, DeliveryIndex
 from admin.api.stream_table import StreamTable
-from admin.dlq import marked_record
-from dispatcher.delivery_log import AttemptRecord, attempt_lines
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.secret_box import SecretBox
 from producer.config import Settings
-from schemas import constants
-from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
 
@@ -58,16 +43,15 @@ def assigning_consumer(settings: Settings, name: str) -> AsyncConsumer:
 
 
 class AdminView:
-    """Streams and delivery history, replayed from Kafka and followed."""
+    """Streams, replayed from Kafka and followed."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.table = StreamTable(SecretBox.from_settings(settings))
-        self.history = DeliveryIndex()
         self.caught_up = asyncio.Event()
         self._consumer: AsyncConsumer | None = None
         self._stopping = False
-        self._topics = (settings.streams_topic, settings.deliveries_topic, settings.dlq_topic)
+        self._topics = (settings.streams_topic,)
         #: Next offset to read per partition, kept across reconnects so nothing is read twice.
         self._positions: dict[tuple[str, int], int] = {}
         #: End offsets observed at the first start: caught up once every position reaches them.
@@ -125,49 +109,12 @@ class AdminView:
         consumer.consumer.assign(assignment)
 
     def _apply(self, message: Message) -> None:
-        topic = message.topic()
-        if topic == self.settings.streams_topic:
-            self.table.observe(
-                (message.key() or b"").decode(errors="replace"),
-                message.value(),
-                offset=message.offset(),
-                headers=message.headers(),
-            )
-        elif topic == self.settings.deliveries_topic:
-            for line in attempt_lines(message.value() or b""):
-                try:
-                    self.history.add_attempt(AttemptRecord.from_record(line))
-                except ValidationError:
-                    log.warning("delivery_record_invalid", offset=message.offset())
-        else:
-            self._apply_dead_letter(message)
-
-    def _apply_dead_letter(self, message: Message) -> None:
-        headers = RecordHeaders.of(message)
-        if constants.HEADER_PURGED in headers:
-            named = marked_record(headers)
-            if named is not None:
-                self.history.purge_dead_letter(Coordinates(message.topic() or "", *named))
-            return
-        stream_id = headers.text(constants.HEADER_STREAM_ID)
-        event_id = headers.text(constants.HEADER_EVENT_ID)
-        if not stream_id or not event_id:
-            return
-        _kind, stamp = message.timestamp()
-        at = headers.time_ms(constants.HEADER_LAST_FAILURE_AT) or datetime.fromtimestamp(
-            max(stamp, 0) / 1000, UTC
+        self.table.observe(
+            (message.key() or b"").decode(errors="replace"),
+            message.value(),
+            offset=message.offset(),
+            headers=message.headers(),
         )
-        status = headers.integer(constants.HEADER_LAST_HTTP_STATUS)
-        letter = DeadLetter(
-            at=at,
-            reason=headers.optional_text(constants.HEADER_DLQ_REASON),
-            http_status=status if status is not None and 100 <= status <= 999 else None,
-            where=Coordinates(
-                message.topic() or "", message.partition() or 0, message.offset() or 0
-            ),
-        )
-        event_type = headers.text(constants.HEADER_EVENT_TYPE)
-        self.history.add_dead_letter(stream_id, event_id, event_type, letter)
 
     async def kafka_reachable(self) -> bool:
         """Whether the broker answers a metadata request now."""

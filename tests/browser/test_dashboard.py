@@ -146,6 +146,10 @@ async def test_the_dashboard_drives_a_stream_end_to_end(
     await expect(page.locator(f'tr[data-detail="{victim}"] .dead-letter')).to_contain_text(
         "permanent failure: HTTP 400"
     )
+    # What was sent: the event as delivered, read back from Kafka.
+    sent = page.locator(f'tr[data-detail="{victim}"] [data-sent="event"]')
+    await sent.locator("summary").click()
+    await expect(sent.locator("pre")).to_contain_text(f'"id": "{victim}"')
     # A retried event: its first attempt says when the next one was due.
     await page.locator("#filter-failed").uncheck()
     await page.locator("#filter-success").check()

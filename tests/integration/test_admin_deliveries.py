@@ -106,6 +106,9 @@ async def test_the_full_story_deliver_fail_dead_letter_recover_redeliver(
     assert detail["attempts"][0]["next_attempt_at"] is not None
     assert "retries exhausted" in detail["dead_letter"]["reason"]
     assert detail["status"] == "failed"
+    # What was sent: the event as delivered to this stream, read back from Kafka.
+    sent = detail["event"]
+    assert (sent["id"], sent["a0stream"], sent["type"]) == (lost[0], sid, detail["event_type"])
 
     receiver.script = lambda _r, _n: 200
     status, accepted = await api.call("POST", f"/v1/event-streams/{sid}/redeliver")

@@ -108,6 +108,9 @@ async def test_every_event_ends_whatever_the_receiver_answers(
             logged = attempts.get(stream.id, {})
             unlogged = [e for e in ids if not logged.get(e) or logged[e][-1].status != "failed"]
             assert not unlogged, f"{path}: events without their failed attempt in the history"
+            if path.startswith("retry-after"):  # the receiver's answer is kept for failures
+                bodies = {a.response_body for e in ids for a in logged[e]}
+                assert bodies == {"later"}, f"{path}: {bodies}"
     print(f"tiers behind their commits: {tiers_behind}")
     assert not failures, failures
     assert not any(tiers_behind.values())

@@ -6,33 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from admin.api.stats import bucket_count, bucket_start, count, default_bucket
-from dispatcher.delivery_log import AttemptRecord, AttemptStatus
+from admin.api.stats import bucket_count, bucket_start, counter_spans, default_bucket, tally
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def attempt(at: datetime, status: AttemptStatus) -> AttemptRecord:
-    return AttemptRecord(
-        stream_id="est_x",
-        event_id="evt_x",
-        event_type="user.created",
-        attempt=1,
-        status=status,
-        duration_ms=1.0,
-        at=at,
-    )
+MINUTE = timedelta(minutes=1)
 
 
 def test_success_counts_as_successful_and_retrying_or_failed_as_failed() -> None:
     """Every failed attempt counts, whether it was retried or dead-lettered."""
-    attempts = [
-        attempt(T0 + timedelta(seconds=5), "success"),
-        attempt(T0 + timedelta(seconds=10), "retrying"),
-        attempt(T0 + timedelta(seconds=70), "failed"),
-        attempt(T0 + timedelta(seconds=80), "success"),
-    ]
-    rows = count(attempts, T0, T0 + timedelta(minutes=3), timedelta(minutes=1))
+    t0 = int(T0.timestamp())
+    counters = [(t0 + 5, 1, 1, 0), (t0 + 70, 1, 0, 1)]
+    rows = tally(counters, T0, T0 + timedelta(minutes=3), timedelta(minutes=1))
     assert rows == [
         (T0, 1, 1),
         (T0 + timedelta(minutes=1), 1, 1),
@@ -40,13 +24,27 @@ def test_success_counts_as_successful_and_retrying_or_failed_as_failed() -> None
     ]
 
 
-def test_buckets_are_aligned_to_the_epoch_and_ignore_attempts_outside_the_window() -> None:
-    """A window starting mid-bucket starts at that bucket; the window bounds still apply."""
+def test_buckets_are_aligned_to_the_epoch() -> None:
+    """A window starting mid-bucket starts at that bucket."""
     start = T0 + timedelta(seconds=30)
-    attempts = [attempt(T0 + timedelta(seconds=10), "success"), attempt(start, "success")]
-    rows = count(attempts, start, T0 + timedelta(minutes=1), timedelta(minutes=1))
+    rows = tally([(int(start.timestamp()), 1, 0, 0)], start, T0 + timedelta(minutes=1), MINUTE)
     assert rows == [(T0, 1, 0)]
-    assert bucket_start(T0 + timedelta(seconds=59, microseconds=999), timedelta(minutes=1)) == T0
+    assert bucket_start(T0 + timedelta(seconds=59, microseconds=999), MINUTE) == T0
+
+
+def test_whole_minutes_come_from_minute_counters_and_the_edges_from_seconds() -> None:
+    """Minute counters serve minute-multiple buckets; edges and smaller buckets use seconds,
+    the window widened to whole seconds."""
+    t0 = int(T0.timestamp())
+    start = T0 + timedelta(seconds=30.5)
+    end = T0 + timedelta(minutes=3, seconds=10.2)
+    assert counter_spans(start, end, MINUTE) == [
+        (t0 + 30, t0 + 60, False),
+        (t0 + 60, t0 + 180, True),
+        (t0 + 180, t0 + 191, False),
+    ]
+    assert counter_spans(start, end, timedelta(seconds=30)) == [(t0 + 30, t0 + 191, False)]
+    assert counter_spans(start, start + timedelta(seconds=5), MINUTE) == [(t0 + 30, t0 + 36, False)]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +63,7 @@ def test_the_default_bucket_keeps_the_window_readable(window: timedelta, bucket:
 
 
 def test_bucket_count_matches_count() -> None:
-    """The guard against huge answers counts exactly the buckets count() lists."""
+    """The guard against huge answers counts exactly the buckets tally() lists."""
     start, end = T0 + timedelta(seconds=7), T0 + timedelta(minutes=5, seconds=1)
     size = timedelta(minutes=1)
-    assert bucket_count(start, end, size) == len(count([], start, end, size)) == 6
+    assert bucket_count(start, end, size) == len(tally([], start, end, size)) == 6

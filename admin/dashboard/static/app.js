@@ -469,7 +469,17 @@ function attemptsTable(detail) {
         h("td", { "data-col": "next" }, a.next_attempt_at ? when(a.next_attempt_at) : "—"))))),
     detail.dead_letter
       ? h("p", { class: "dead-letter" }, `Dead-lettered ${when(detail.dead_letter.at)}: ${detail.dead_letter.reason || "no reason recorded"}`)
-      : null);
+      : null,
+    // What was sent and what the receiver answered: the questions asked when a receiver fails.
+    ...detail.attempts.filter((a) => a.response_body).map((a) =>
+      h("details", { class: "sent", "data-answer": a.attempt },
+        h("summary", {}, `Receiver's answer to attempt ${a.attempt} (HTTP ${a.http_status ?? "—"})`),
+        h("pre", {}, a.response_body))),
+    detail.event
+      ? h("details", { class: "sent", "data-sent": "event" },
+        h("summary", {}, "Event as delivered"),
+        h("pre", {}, JSON.stringify(detail.event, null, 2)))
+      : h("p", { class: "hint" }, "The event itself is no longer retained by Kafka."));
 }
 
 // --- the chart: stacked bars of successful and failed attempts per bucket --------------------
