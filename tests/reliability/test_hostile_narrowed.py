@@ -76,7 +76,6 @@ async def test_a_narrowed_stream_keeps_polling_and_lets_other_retries_pass(
         await until(lambda: stream_a.id in dispatcher.runtimes, timeout=15)
         slots = dispatcher.runtimes[stream_a.id].slots
         await until(lambda: slots.width == 1, timeout=30)
-        print("narrowed")
         states = []
         window_end = time.monotonic() + WINDOW_S
         while time.monotonic() < window_end:
