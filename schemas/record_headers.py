@@ -51,10 +51,6 @@ class RecordHeaders:
     def __contains__(self, name: str) -> bool:
         return name in self.raw
 
-    def bytes(self, name: str) -> bytes | None:
-        """The raw value, or None when absent."""
-        return self.raw.get(name)
-
     def text(self, name: str, default: str = "") -> str:
         """The value as text (undecodable bytes replaced), or ``default`` when absent or empty."""
         value = self.raw.get(name)
