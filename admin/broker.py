@@ -352,6 +352,7 @@ class LocalBroker:
             while self.pid() is not None:
                 _reap(pid)
                 time.sleep(0.05)
+        _reap(pid)  # a dead child of ours stays a zombie until waited for
         self._pid_file.unlink(missing_ok=True)
         return True
 
@@ -363,6 +364,7 @@ class LocalBroker:
             while self.pid() is not None:
                 _reap(pid)
                 time.sleep(0.05)
+            _reap(pid)  # a dead child of ours stays a zombie until waited for
 
     def tail_log(self, lines: int = 80) -> str:
         """The last lines of the broker log, for error messages."""
@@ -374,7 +376,7 @@ class LocalBroker:
 
 def _reap(pid: int) -> None:
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is not None and child.poll() is not None:  # poll() waits for a dead child
         del _CHILDREN[pid]
 
 

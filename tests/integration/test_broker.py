@@ -26,9 +26,12 @@ def test_start_status_stop_cycle(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
         assert main(["broker", "status", *args]) == 0
         assert "running" in capsys.readouterr().out
+        pid = LocalBroker(port=port, data_dir=tmp_path).pid()
+        assert pid is not None
     finally:
         assert main(["broker", "stop", *args]) == 0
     assert "stopped" in capsys.readouterr().out
+    assert not Path(f"/proc/{pid}").exists(), "the stopped broker was reaped, not left a zombie"
     assert main(["broker", "status", *args]) == 3
     assert not LocalBroker(port=port, data_dir=tmp_path).is_running()
     assert (tmp_path / "kraft" / "meta.properties").exists(), "storage is kept between runs"
