@@ -83,6 +83,18 @@ class ListenError(Exception):
     """The Events API refused for good (bad token, cursor past retention, bad filter)."""
 
 
+def _error_message(data: str) -> str:
+    """The code and message of an ``event: error`` (``{"error": {"code", "message"}}``, as
+    Auth0's), or what could be read of it: the server's words are not trusted to parse."""
+    try:
+        error = json.loads(data).get("error") if data else None
+    except (ValueError, AttributeError):
+        return data[:200]
+    if not isinstance(error, dict):
+        return data[:200]
+    return f"{error.get('code', 'error')}: {error.get('message', '')}"
+
+
 def _line(out: TextIO, text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", file=out, flush=True)
 
@@ -153,7 +165,7 @@ async def _follow(
             if sse.event == "offset-only":
                 state.save(sse.id)
             elif sse.event == "error":
-                reason = json.loads(sse.data).get("message", "") if sse.data else ""
+                reason = _error_message(sse.data)
                 _line(out, f"events API closing the connection: {reason}")
             elif sse.data and sse.event != "message":
                 await forward(local, options, json.loads(sse.data)["event"], out)

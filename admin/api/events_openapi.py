@@ -18,8 +18,10 @@ OPENAPI_PATH_ITEM: Final[dict[str, Any]] = {
             'Each event is `event: <type>`, `id: <cursor>`, `data: {"offset": <cursor>, '
             '"event": <CloudEvent>}`. While no event matches, heartbeat comments and '
             '`offset-only` events (`data: {"offset": <cursor>}`) keep the cursor current. '
-            "`event: error` precedes a close by the server. Resume with `Last-Event-ID` "
-            "(wins) or `from`."
+            "A stream opens with the `:connected` comment and a `retry:` hint. `event: error` "
+            '(`data: {"error": {"code", "message", "offset"}}`; codes `connection_timeout` when '
+            "the server cycles the connection, `processing_error` when reading events failed) "
+            "precedes a close by the server. Resume with `Last-Event-ID` (wins) or `from`."
         ),
         "tags": ["events"],
         "security": [{"bearer": []}],
@@ -43,7 +45,8 @@ OPENAPI_PATH_ITEM: Final[dict[str, Any]] = {
                 "name": "event_type",
                 "in": "query",
                 "required": False,
-                "description": "Event types to receive (repeat it; wildcards such as user.*).",
+                "description": "Event types to receive (repeat it, at most 20; wildcards "
+                "such as user.*). None: every type.",
                 "schema": {"type": "array", "items": {"type": "string"}},
                 "style": "form",
                 "explode": True,

@@ -20,6 +20,8 @@ EVENTS_PATH: Final = "/v1/events"
 #: The query parameter a browser's EventSource (which cannot send headers) passes the token in.
 ACCESS_TOKEN_PARAM: Final = "access_token"
 _QUERY: Final = frozenset({"from", "from_timestamp", "event_type", ACCESS_TOKEN_PARAM})
+#: Most event types one connection may name, as Auth0's API allows (none named: every type).
+MAX_EVENT_TYPES: Final = 20
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,10 @@ def parse_request(query: MultiMapping[str], last_event_id: str | None) -> StartR
                 patterns.append(validate_pattern(pattern))
             except ValueError as exc:
                 raise invalid("event_type", str(exc)) from None
+    if len(patterns) > MAX_EVENT_TYPES:
+        raise invalid(
+            "event_type", f"at most {MAX_EVENT_TYPES} types (wildcards such as user.* count once)"
+        )
     return StartRequest(cursor, from_ms, tuple(patterns))
 
 

@@ -35,7 +35,16 @@ from admin.api.events_request import (
     parse_request,
     resolve_cursor,
 )
-from admin.api.sse import comment_frame, error_frame, event_frame, offset_only_frame, retry_frame
+from admin.api.sse import (
+    CONNECTION_TIMEOUT,
+    PROCESSING_ERROR,
+    comment_frame,
+    connected_frame,
+    error_frame,
+    event_frame,
+    offset_only_frame,
+    retry_frame,
+)
 from admin.api.state import STATE
 from dispatcher.kafka_io import AsyncConsumer
 from dispatcher.subscriptions import SubscriptionFilter
@@ -155,14 +164,16 @@ async def _pump(
     deadline = loop.time() + settings.events_max_connection.total_seconds()
     heartbeat = settings.events_heartbeat.total_seconds()
     sent = encode_cursor(positions)
-    await response.write(retry_frame(RETRY_MILLISECONDS) + offset_only_frame(sent))
+    await response.write(
+        connected_frame() + retry_frame(RETRY_MILLISECONDS) + offset_only_frame(sent)
+    )
     next_beat = loop.time() + heartbeat
     stopping = request.app[STOPPING]
     while (now := loop.time()) < deadline:
         if _hung_up(request):
             return
         if stopping.is_set():
-            await response.write(error_frame("shutting_down", "reconnect with Last-Event-ID"))
+            await _close(response, positions, sent, "the server is stopping")
             return
         wait = max(0.0, min(POLL_SECONDS, deadline - now, next_beat - now))
         frames = []
@@ -193,14 +204,18 @@ async def _pump(
                 offset_only_frame(current) if current != sent else comment_frame("heartbeat")
             )
             sent, next_beat = current, loop.time() + heartbeat
+    await _close(response, positions, sent, "the server closes connections after a while")
+
+
+async def _close(response: web.StreamResponse, positions: Positions, sent: str, why: str) -> None:
+    """End a stream the server cycles: the cursor of everything passed (as ``id``, for
+    EventSource's ``Last-Event-ID``, and in the error's ``offset``), then Auth0's
+    ``connection_timeout`` error."""
     current = encode_cursor(positions)
     if current != sent:
         await response.write(offset_only_frame(current))
     await response.write(
-        error_frame(
-            "connection_expired",
-            "the server closes connections after a while: reconnect with Last-Event-ID",
-        )
+        error_frame(CONNECTION_TIMEOUT, f"{why}: reconnect with Last-Event-ID", current)
     )
 
 
@@ -235,7 +250,12 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
             except KafkaException as exc:
                 log.warning("events_api_kafka_error", error=str(exc))
                 with contextlib.suppress(ConnectionError):
-                    await response.write(error_frame("unavailable", "Kafka failed; reconnect"))
+                    await response.write(
+                        error_frame(
+                            PROCESSING_ERROR,
+                            "reading the lifecycle topic failed: reconnect with Last-Event-ID",
+                        )
+                    )
             return response
         finally:
             await consumer.close()

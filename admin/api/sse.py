@@ -35,9 +35,24 @@ def offset_only_frame(cursor: str) -> bytes:
     )
 
 
-def error_frame(code: str, message: str) -> bytes:
-    """Why the server is about to close the connection."""
-    return b"event: error\ndata: %s\n\n" % orjson.dumps({"code": code, "message": message})
+#: Auth0's codes for an ``event: error``: the server cycles the connection (or stops), and a
+#: failure while reading events. A client reconnects with ``Last-Event-ID`` after either.
+CONNECTION_TIMEOUT = "connection_timeout"
+PROCESSING_ERROR = "processing_error"
+
+
+def error_frame(code: str, message: str, cursor: str | None = None) -> bytes:
+    """Why the server is about to close the connection, shaped like Auth0's:
+    ``{"error": {"code", "message", "offset"}}``, the offset being the cursor to resume at."""
+    detail = {"code": code, "message": message}
+    if cursor is not None:
+        detail["offset"] = cursor
+    return b"event: error\ndata: %s\n\n" % orjson.dumps({"error": detail})
+
+
+def connected_frame() -> bytes:
+    """The comment that opens every stream, as Auth0's does: the connection is established."""
+    return b":connected\n\n"
 
 
 def retry_frame(milliseconds: int) -> bytes:

@@ -292,6 +292,13 @@ async def test_the_live_tail_shows_new_events_with_the_browsers_event_source(
     assert shown == set(wanted)
     await expect(page.locator("#tail tbody")).not_to_contain_text("organization.created")
 
+    # The server's `event: error` (Auth0's {"error": {code, message, offset}}) is shown.
+    await page.evaluate(
+        """tail.dispatchEvent(new MessageEvent("error", {data: JSON.stringify(
+            {error: {code: "connection_timeout", message: "cycled", offset: "MDox"}})}))"""
+    )
+    await expect(page.locator("#tail-status")).to_have_text("cycled (reconnecting)")
+
     await page.get_by_role("button", name="Stop").click()
     await expect(page.locator("#tail-status")).to_have_text("Stopped.")
     assert await page.evaluate("tail === null")

@@ -233,19 +233,25 @@ async def _until_place_freed(http: httpx.AsyncClient) -> httpx.Response:
 async def test_the_server_closes_after_the_configured_time_and_resumption_continues(
     settings: Settings,
 ) -> None:
-    """With a short events_max_connection (3 s) the server ends the stream with event: error;
-    a reconnect with Last-Event-ID gets the events produced since, once."""
+    """With a short events_max_connection (3 s) the server ends the stream with Auth0's
+    connection_timeout error carrying the cursor; a reconnect with Last-Event-ID gets the
+    events produced since, once. Every stream opens with the ``:connected`` comment."""
     short = _with(settings, events_max_connection=timedelta(seconds=3))
     first_ids = produce_events(short, 5)
     client, http = await _api(short)
     try:
         seen, last = await _read(http, 10_000, params={"from_timestamp": "0"})
         assert seen[-1].event == "error"
-        assert json.loads(seen[-1].data)["code"] == "connection_expired"
+        error = json.loads(seen[-1].data)["error"]
+        assert error["code"] == "connection_timeout"
+        assert error["offset"] == last, "the error's offset is the last cursor sent"
         assert sorted(e["id"] for e in _lifecycle(seen)) == sorted(first_ids)
         more = produce_events(short, 4, types=("group.created",))
         seen, _ = await _read(http, 10_000, last_id=last)
         assert sorted(e["id"] for e in _lifecycle(seen)) == sorted(more)
+        async with http.stream("GET", "/v1/events") as raw:  # comments are below httpx-sse
+            opening = await anext(raw.aiter_bytes())
+        assert opening.startswith(b":connected\n\nretry: "), "opens as Auth0's streams do"
     finally:
         await http.aclose()
         await client.close()

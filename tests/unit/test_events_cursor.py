@@ -9,7 +9,13 @@ from admin.api.connection_limit import ConnectionLimiter
 from admin.api.errors import ApiError
 from admin.api.event_cursor import CursorError, decode_cursor, encode_cursor
 from admin.api.events_request import parse_request, resolve_cursor
-from admin.api.sse import event_frame, offset_only_frame
+from admin.api.sse import (
+    CONNECTION_TIMEOUT,
+    connected_frame,
+    error_frame,
+    event_frame,
+    offset_only_frame,
+)
 
 
 @pytest.mark.parametrize("positions", [{0: 0}, {0: 12, 1: 7}, {5: 2**62, 0: 1, 3: 0}])
@@ -38,6 +44,18 @@ def test_frames_are_auth0_shaped_sse() -> None:
         b'event: user.created\nid: MDox\ndata: {"offset":"MDox","event":{"id":"evt_1"}}\n\n'
     )
     assert offset_only_frame("MDox") == b'event: offset-only\nid: MDox\ndata: {"offset":"MDox"}\n\n'
+    assert connected_frame() == b":connected\n\n"
+
+
+def test_error_frames_nest_code_message_and_offset_as_auth0s() -> None:
+    """An error's data is {"error": {"code", "message", "offset"?}}, Auth0's shape, so a
+    receiver written for Auth0 reads errorPayload.error; the offset only when known."""
+    frame = error_frame(CONNECTION_TIMEOUT, "cycled", "MDox")
+    assert frame == (
+        b'event: error\ndata: {"error":{"code":"connection_timeout","message":"cycled",'
+        b'"offset":"MDox"}}\n\n'
+    )
+    assert b"offset" not in error_frame("processing_error", "failed")
 
 
 def test_last_event_id_wins_over_from() -> None:
@@ -63,6 +81,7 @@ def test_event_types_repeat_and_take_wildcards() -> None:
         ({"from_timestamp": "2026-01-01T00:00:00"}, None, "from_timestamp"),
         ({"from": encode_cursor({0: 1}), "from_timestamp": "0"}, None, "from_timestamp"),
         ({"limit": "5"}, None, "limit"),
+        ({"event_type": ",".join(["user.created"] * 21)}, None, "event_type"),
     ],
 )
 def test_bad_requests_name_the_parameter(
