@@ -3,7 +3,9 @@
 It follows the Events API (``GET /v1/events``) and posts each event to a local URL the way a
 webhook stream would: the same CloudEvents JSON, ``Content-Type: application/json``, and the
 Standard Webhooks headers (``webhook-id`` is the event id; ``webhook-signature`` when a
-``--secret`` is given). One line per event shows the local server's answer.
+``--secret`` is given). One line per event shows the local server's answer. Like a stream's
+deliveries, each body names the stream in ``a0stream`` (which Auth0's catalog requires): the
+``--stream-id`` given, else an id made once and kept in the state file.
 
 The cursor of the last event the local server accepted (or answered for good) is kept in a
 small state file, so a restarted ``listen`` resumes exactly there. A failing local endpoint
@@ -34,6 +36,7 @@ from admin.client import DEFAULT_URL, URL_ENV
 from dispatcher.outcome import OutcomeKind, classify
 from dispatcher.signing import signature_headers, validate_secret
 from producer.config import Settings
+from schemas.ids import is_stream_id, new_stream_id
 
 #: Where the cursor is kept when --state is not given.
 DEFAULT_STATE: Final = Path(".tidings-listen.json")
@@ -54,29 +57,37 @@ class ListenOptions:
     secrets: tuple[str, ...] = ()
     state_file: Path = DEFAULT_STATE
     from_timestamp: str | None = None
+    stream_id: str | None = None
 
 
 @dataclass
 class StateFile:
-    """The last cursor, written atomically (a crash leaves the old one or the new one)."""
+    """The last cursor and the stream id the bodies carry, written atomically (a crash
+    leaves the old file or the new one)."""
 
     path: Path
     cursor: str | None = field(default=None, init=False)
+    stream_id: str | None = field(default=None, init=False)
 
     def load(self) -> str | None:
-        """The saved cursor, if any."""
+        """The saved cursor, if any (and the saved stream id, if any, into ``stream_id``)."""
         with contextlib.suppress(FileNotFoundError):
-            self.cursor = json.loads(self.path.read_text(encoding="utf-8")).get("cursor")
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            self.cursor = saved.get("cursor")
+            self.stream_id = saved.get("stream_id")
         return self.cursor
 
-    def save(self, cursor: str) -> None:
-        """Keep ``cursor`` (skipped when unchanged)."""
-        if cursor == self.cursor:
+    def save(self, cursor: str | None, stream_id: str | None = None) -> None:
+        """Keep ``cursor`` (and ``stream_id`` when given); skipped when nothing changed."""
+        stream_id = stream_id or self.stream_id
+        if (cursor, stream_id) == (self.cursor, self.stream_id):
             return
         temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps({"cursor": cursor}), encoding="utf-8")
+        temporary.write_text(
+            json.dumps({"cursor": cursor, "stream_id": stream_id}), encoding="utf-8"
+        )
         os.replace(temporary, self.path)
-        self.cursor = cursor
+        self.cursor, self.stream_id = cursor, stream_id
 
 
 class ListenError(Exception):
@@ -100,10 +111,16 @@ def _line(out: TextIO, text: str) -> None:
 
 
 async def forward(
-    local: httpx.AsyncClient, options: ListenOptions, event: dict[str, Any], out: TextIO
+    local: httpx.AsyncClient,
+    options: ListenOptions,
+    event: dict[str, Any],
+    out: TextIO,
+    stream_id: str,
 ) -> None:
-    """POST one event until the local server accepts it or refuses it for good."""
-    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    """POST one event, as stream ``stream_id`` delivers it, until the local server accepts it
+    or refuses it for good."""
+    delivered = {"a0stream": stream_id, **event}
+    body = json.dumps(delivered, separators=(",", ":"), ensure_ascii=False).encode()
     delay = FIRST_BACKOFF
     while True:
         headers = {
@@ -168,7 +185,8 @@ async def _follow(
                 reason = _error_message(sse.data)
                 _line(out, f"events API closing the connection: {reason}")
             elif sse.data and sse.event != "message":
-                await forward(local, options, json.loads(sse.data)["event"], out)
+                event = json.loads(sse.data)["event"]
+                await forward(local, options, event, out, str(state.stream_id))
                 state.save(sse.id)
 
 
@@ -178,6 +196,7 @@ async def listen(options: ListenOptions, *, out: TextIO = sys.stdout) -> None:
     state = StateFile(options.state_file)
     if state.load():
         _line(out, f"resuming after the cursor saved in {options.state_file}")
+    state.save(state.cursor, options.stream_id or state.stream_id or new_stream_id())
     auth = {"Authorization": f"Bearer {options.token}"}
     timeout = httpx.Timeout(30.0, read=120.0)  # heartbeats arrive every 15 s
     async with (
@@ -208,6 +227,12 @@ def cmd_listen(args: argparse.Namespace, _settings: Settings) -> int:
     except ValueError as exc:
         print(f"error: --secret: {exc}", file=sys.stderr)
         return 1
+    if args.stream_id is not None and not is_stream_id(args.stream_id):
+        print(
+            "error: --stream-id: a stream id is est_ followed by letters and digits",
+            file=sys.stderr,
+        )
+        return 1
     options = ListenOptions(
         forward_to=args.forward_to,
         api_url=(args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/"),
@@ -216,6 +241,7 @@ def cmd_listen(args: argparse.Namespace, _settings: Settings) -> int:
         secrets=secrets,
         state_file=Path(args.state),
         from_timestamp=args.from_timestamp,
+        stream_id=args.stream_id,
     )
     try:
         asyncio.run(listen(options))
@@ -238,6 +264,9 @@ def register_cli(subparsers: Any) -> None:
         "--secret", action="append", help="sign requests with this whsec_ secret (repeat)"
     )
     parser.add_argument("--state", default=str(DEFAULT_STATE), help="where the cursor is kept")
+    parser.add_argument(
+        "--stream-id", help="the a0stream the bodies carry (default: one kept in the state file)"
+    )
     parser.add_argument(
         "--from-timestamp", help="with no saved cursor, start at this time (default: now)"
     )

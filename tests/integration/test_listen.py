@@ -13,6 +13,7 @@ from standardwebhooks import Webhook
 
 from admin.listen import ListenOptions, listen
 from admin_kit import TOKEN, start_api
+from auth0_catalog import problems
 from dispatch_kit import produce_events
 from dispatcher.signing import generate_secret
 from producer.config import Settings
@@ -39,8 +40,9 @@ async def _stop(task: asyncio.Task[None]) -> None:
 async def test_listen_forwards_signed_events_and_resumes_after_a_restart(
     settings: Settings, receiver: Receiver, tmp_path: Path
 ) -> None:
-    """Every event reaches the local URL as a signed webhook would (same JSON, webhook-id,
-    a signature the reference verifier accepts); a 503 is retried with back-off; stopping
+    """Every event reaches the local URL as a signed webhook would (the same JSON with one
+    a0stream, valid against Auth0's catalog; webhook-id; a signature the reference verifier
+    accepts); a 503 is retried with back-off; stopping
     and restarting listen with its state file loses nothing (lost = 0)."""
     client, _api = await start_api(settings)
     secret = generate_secret()
@@ -86,6 +88,9 @@ async def test_listen_forwards_signed_events_and_resumes_after_a_restart(
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["webhook-id"] == request.json["id"]
         verifier.verify(request.body, dict(request.headers))
+        assert problems(request.json) == [], "a body Auth0's catalog accepts, a0stream and all"
+    streams = {request.json["a0stream"] for request in receiver.requests}
+    assert len(streams) == 1, "one stream id, kept in the state file across the restart"
     log = out.getvalue()
     assert "-> 503" in log
     assert "retrying in" in log

@@ -22,6 +22,17 @@ def test_the_state_file_keeps_the_last_cursor_across_instances(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
+def test_the_state_file_keeps_the_stream_id_the_bodies_carry(tmp_path: Path) -> None:
+    """The stream id saved once stays with later cursors and is what a new instance loads."""
+    path = tmp_path / "state.json"
+    state = StateFile(path)
+    state.save(None, "est_0123456789abcdefABCDEF")
+    state.save("MDox")
+    loaded = StateFile(path)
+    assert loaded.load() == "MDox"
+    assert loaded.stream_id == "est_0123456789abcdefABCDEF"
+
+
 def _args(**changes: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "forward_to": "http://localhost:3000/hook",
@@ -31,6 +42,7 @@ def _args(**changes: object) -> argparse.Namespace:
         "from_timestamp": None,
         "url": None,
         "token": "t" * 20,
+        "stream_id": None,
     }
     values.update(changes)
     return argparse.Namespace(**values)
@@ -38,7 +50,11 @@ def _args(**changes: object) -> argparse.Namespace:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"token": None}, "--token"), ({"secret": ["not-a-secret"]}, "--secret")],
+    [
+        ({"token": None}, "--token"),
+        ({"secret": ["not-a-secret"]}, "--secret"),
+        ({"stream_id": "stream-1"}, "--stream-id"),
+    ],
 )
 def test_listen_refuses_without_a_token_or_with_a_bad_secret(
     changes: dict[str, object],
