@@ -3,9 +3,8 @@
 It follows the Events API (``GET /v1/events``) and posts each event to a local URL the way a
 webhook stream would: the same CloudEvents JSON, ``Content-Type: application/json``, and the
 Standard Webhooks headers (``webhook-id`` is the event id; ``webhook-signature`` when a
-``--secret`` is given). One line per event shows the local server's answer. Like a stream's
-deliveries, each body names the stream in ``a0stream`` (which Auth0's catalog requires): the
-``--stream-id`` given, else an id made once and kept in the state file.
+``--secret`` is given; ``a0stream`` is the Events API's, or ``--stream-id``). One line per
+event shows the local server's answer.
 
 The cursor of the last event the local server accepted (or answered for good) is kept in a
 small state file, so a restarted ``listen`` resumes exactly there. A failing local endpoint
@@ -36,7 +35,7 @@ from admin.client import DEFAULT_URL, URL_ENV
 from dispatcher.outcome import OutcomeKind, classify
 from dispatcher.signing import signature_headers, validate_secret
 from producer.config import Settings
-from schemas.ids import is_stream_id, new_stream_id
+from schemas.ids import is_stream_id
 
 #: Where the cursor is kept when --state is not given.
 DEFAULT_STATE: Final = Path(".tidings-listen.json")
@@ -62,32 +61,25 @@ class ListenOptions:
 
 @dataclass
 class StateFile:
-    """The last cursor and the stream id the bodies carry, written atomically (a crash
-    leaves the old file or the new one)."""
+    """The last cursor, written atomically (a crash leaves the old one or the new one)."""
 
     path: Path
     cursor: str | None = field(default=None, init=False)
-    stream_id: str | None = field(default=None, init=False)
 
     def load(self) -> str | None:
-        """The saved cursor, if any (and the saved stream id, if any, into ``stream_id``)."""
+        """The saved cursor, if any."""
         with contextlib.suppress(FileNotFoundError):
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
-            self.cursor = saved.get("cursor")
-            self.stream_id = saved.get("stream_id")
+            self.cursor = json.loads(self.path.read_text(encoding="utf-8")).get("cursor")
         return self.cursor
 
-    def save(self, cursor: str | None, stream_id: str | None = None) -> None:
-        """Keep ``cursor`` (and ``stream_id`` when given); skipped when nothing changed."""
-        stream_id = stream_id or self.stream_id
-        if (cursor, stream_id) == (self.cursor, self.stream_id):
+    def save(self, cursor: str) -> None:
+        """Keep ``cursor`` (skipped when unchanged)."""
+        if cursor == self.cursor:
             return
         temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(
-            json.dumps({"cursor": cursor, "stream_id": stream_id}), encoding="utf-8"
-        )
+        temporary.write_text(json.dumps({"cursor": cursor}), encoding="utf-8")
         os.replace(temporary, self.path)
-        self.cursor, self.stream_id = cursor, stream_id
+        self.cursor = cursor
 
 
 class ListenError(Exception):
@@ -111,16 +103,12 @@ def _line(out: TextIO, text: str) -> None:
 
 
 async def forward(
-    local: httpx.AsyncClient,
-    options: ListenOptions,
-    event: dict[str, Any],
-    out: TextIO,
-    stream_id: str,
+    local: httpx.AsyncClient, options: ListenOptions, event: dict[str, Any], out: TextIO
 ) -> None:
-    """POST one event, as stream ``stream_id`` delivers it, until the local server accepts it
-    or refuses it for good."""
-    delivered = {"a0stream": stream_id, **event}
-    body = json.dumps(delivered, separators=(",", ":"), ensure_ascii=False).encode()
+    """POST one event until the local server accepts it or refuses it for good."""
+    if options.stream_id is not None:
+        event = {**event, "a0stream": options.stream_id}
+    body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
     delay = FIRST_BACKOFF
     while True:
         headers = {
@@ -185,8 +173,7 @@ async def _follow(
                 reason = _error_message(sse.data)
                 _line(out, f"events API closing the connection: {reason}")
             elif sse.data and sse.event != "message":
-                event = json.loads(sse.data)["event"]
-                await forward(local, options, event, out, str(state.stream_id))
+                await forward(local, options, json.loads(sse.data)["event"], out)
                 state.save(sse.id)
 
 
@@ -196,7 +183,6 @@ async def listen(options: ListenOptions, *, out: TextIO = sys.stdout) -> None:
     state = StateFile(options.state_file)
     if state.load():
         _line(out, f"resuming after the cursor saved in {options.state_file}")
-    state.save(state.cursor, options.stream_id or state.stream_id or new_stream_id())
     auth = {"Authorization": f"Bearer {options.token}"}
     timeout = httpx.Timeout(30.0, read=120.0)  # heartbeats arrive every 15 s
     async with (
@@ -265,7 +251,7 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument("--state", default=str(DEFAULT_STATE), help="where the cursor is kept")
     parser.add_argument(
-        "--stream-id", help="the a0stream the bodies carry (default: one kept in the state file)"
+        "--stream-id", help="the a0stream the bodies carry (default: the Events API's)"
     )
     parser.add_argument(
         "--from-timestamp", help="with no saved cursor, start at this time (default: now)"

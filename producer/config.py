@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from producer.durations import Duration, format_duration
 from schemas import constants
+from schemas.ids import derived_stream_id, is_stream_id
 
 DEFAULT_RETRY_SCHEDULE = ("5s", "30s", "2m", "10m", "1h", "6h", "24h")
 
@@ -174,6 +175,19 @@ class Settings(BaseSettings):
     events_max_connections_per_token: int = Field(
         5, ge=1, description="Concurrent Events API connections one token may hold (429 past it)."
     )
+    events_stream_id: str | None = Field(
+        None,
+        description="The a0stream of events read through the Events API (Auth0's catalog "
+        "requires one on every event). Default: an est_ id derived from the tenant and the "
+        "lifecycle topic, the same on every replica and restart.",
+    )
+
+    @field_validator("events_stream_id")
+    @classmethod
+    def _stream_id(cls, value: str | None) -> str | None:
+        if value is not None and not is_stream_id(value):
+            raise ValueError("must be a stream id: est_ and 22 letters or digits")
+        return value
 
     @field_validator("history_url")
     @classmethod
@@ -234,6 +248,12 @@ class Settings(BaseSettings):
     def lifecycle_topic(self) -> str:
         """Where producers write lifecycle events."""
         return self.topic(constants.LIFECYCLE_TOPIC)
+
+    @property
+    def events_api_stream_id(self) -> str:
+        """The ``a0stream`` the Events API gives the events it serves."""
+        seed = f"events-api\0{self.tenant}\0{self.lifecycle_topic}".encode()
+        return self.events_stream_id or derived_stream_id(seed)
 
     @property
     def streams_topic(self) -> str:

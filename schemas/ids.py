@@ -62,9 +62,19 @@ def is_stream_id(value: object) -> bool:
     return _has_shape(value, STREAM_ID_PREFIX)
 
 
-def derived_event_id(seed: bytes) -> str:
-    """An event id that is a function of ``seed`` (a BLAKE2b digest written like a random
-    one): sources that may repeat an event after a crash, such as change capture keyed by a
-    commit's WAL position, give the repeat the same id, so receivers dedupe it."""
+def _derived(prefix: str, seed: bytes) -> str:
+    # A BLAKE2b digest written like a random id.
     digest = hashlib.blake2b(seed, digest_size=17).digest()
-    return _written(EVENT_ID_PREFIX, int.from_bytes(digest) % _SPACE)
+    return _written(prefix, int.from_bytes(digest) % _SPACE)
+
+
+def derived_event_id(seed: bytes) -> str:
+    """An event id that is a function of ``seed``: sources that may repeat an event after a
+    crash, such as change capture keyed by a commit's WAL position, give the repeat the same
+    id, so receivers dedupe it."""
+    return _derived(EVENT_ID_PREFIX, seed)
+
+
+def derived_stream_id(seed: bytes) -> str:
+    """A stream id that is a function of ``seed``: the same on every replica and restart."""
+    return _derived(STREAM_ID_PREFIX, seed)

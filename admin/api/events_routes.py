@@ -163,6 +163,8 @@ async def _pump(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.events_max_connection.total_seconds()
     heartbeat = settings.events_heartbeat.total_seconds()
+    # Every event names the stream it came through, as a stream's deliveries do.
+    stream_prefix = b'{"a0stream":"' + settings.events_api_stream_id.encode() + b'",'
     sent = encode_cursor(positions)
     await response.write(
         connected_frame() + retry_frame(RETRY_MILLISECONDS) + offset_only_frame(sent)
@@ -194,7 +196,7 @@ async def _pump(
                 log.warning("events_api_bad_record", offset=offset, reason=str(exc))
                 continue
             sent = encode_cursor(positions)
-            frames.append(event_frame(event_type, sent, body))
+            frames.append(event_frame(event_type, sent, stream_prefix + body[1:]))
         if frames:
             await response.write(b"".join(frames))
             next_beat = loop.time() + heartbeat

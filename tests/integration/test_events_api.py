@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from admin_kit import TOKEN, start_api
+from auth0_catalog import problems
 from dispatch_kit import produce_events
 from producer.config import Settings
 from producer.producer import EventProducer
@@ -124,7 +125,8 @@ async def test_ten_thousand_events_across_five_disconnects_lose_and_repeat_nothi
 
 
 async def test_filters_offset_only_and_exact_resumption(settings: Settings) -> None:
-    """event_type filters (repeated, wildcards) pass only matching types; while nothing
+    """Served events are valid against Auth0's catalog (a0stream included);
+    event_type filters (repeated, wildcards) pass only matching types; while nothing
     matches, an offset-only event carries the advanced cursor, and resuming from it yields
     only what was produced after."""
     fast = _with(settings, events_heartbeat=timedelta(milliseconds=200))
@@ -137,6 +139,9 @@ async def test_filters_offset_only_and_exact_resumption(settings: Settings) -> N
             ("event_type", "user.created"),
         ]
         seen, _ = await _read(http, 16, params=params)
+        for event in _lifecycle(seen):  # Auth0's catalog requires a0stream, the API's own
+            assert problems(event) == [], event
+            assert event["a0stream"] == fast.events_api_stream_id
         types = Counter(event["type"] for event in _lifecycle(seen))
         assert set(types) == {"user.created"} | {t for t in types if t.startswith("group.")}
         assert sum(types.values()) == 16

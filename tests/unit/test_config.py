@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from producer.config import DEFAULT_RETRY_SCHEDULE, Settings, load_settings
 from producer.durations import parse_duration
 from schemas import constants
+from schemas.ids import is_stream_id
 
 S = timedelta(seconds=1)
 
@@ -118,6 +119,7 @@ def test_a_missing_file_is_an_error_not_silently_defaults(tmp_path: Path) -> Non
         ('topic_prefix = "bad prefix/"', "topic_prefix"),
         ("max_event_bytes = 10", "max_event_bytes"),
         ('unknown_option = "x"', "unknown_option"),
+        ('events_stream_id = "stream-1"', "events_stream_id"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_option(
@@ -174,3 +176,15 @@ def test_the_sasl_password_never_appears_in_reprs_or_dumps(
     assert settings.kafka_config()["sasl.password"] == "hunter2-secret"
     for text in (repr(settings), str(settings), settings.model_dump_json()):
         assert "hunter2-secret" not in text
+
+
+def test_the_events_api_stream_id_is_stable_per_tenant_and_topic_or_as_configured() -> None:
+    """Derived ids agree across instances (replicas, restarts) and differ per tenant or topic
+    prefix; a configured one wins."""
+    one = Settings(tenant="acme").events_api_stream_id
+    assert is_stream_id(one)
+    assert one == Settings(tenant="acme").events_api_stream_id
+    assert one != Settings(tenant="other").events_api_stream_id
+    assert one != Settings(tenant="acme", topic_prefix="staging.").events_api_stream_id
+    chosen = "est_0123456789abcdefABCDEF"
+    assert Settings(events_stream_id=chosen).events_api_stream_id == chosen

@@ -22,17 +22,6 @@ def test_the_state_file_keeps_the_last_cursor_across_instances(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-def test_the_state_file_keeps_the_stream_id_the_bodies_carry(tmp_path: Path) -> None:
-    """The stream id saved once stays with later cursors and is what a new instance loads."""
-    path = tmp_path / "state.json"
-    state = StateFile(path)
-    state.save(None, "est_0123456789abcdefABCDEF")
-    state.save("MDox")
-    loaded = StateFile(path)
-    assert loaded.load() == "MDox"
-    assert loaded.stream_id == "est_0123456789abcdefABCDEF"
-
-
 def _args(**changes: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "forward_to": "http://localhost:3000/hook",
