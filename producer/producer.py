@@ -141,16 +141,21 @@ class _LifecycleMethods(ABC, Generic[R]):
         return self._send(event)
 
     def _emit_parts(
-        self, event_type: str, context: Entity | None, /, **parts: Entity | bool | None
+        self,
+        event_type: str,
+        context: Entity | None,
+        previous: Entity | None = None,
+        /,
+        **parts: Entity | bool | str | None,
     ) -> R:
-        """Emit an event whose object is made of named parts (references, flags); ``None``
-        parts are left out."""
+        """Emit an event whose object is made of named parts (references, flags, settings);
+        ``None`` parts are left out."""
         obj = {
             name: _plain(part) if isinstance(part, Mapping | BaseModel) else part
             for name, part in parts.items()
             if part is not None
         }
-        return self._emit_new(event_type, obj, context=context)
+        return self._emit_new(event_type, obj, previous, context)
 
     def user_created(self, user: Entity, context: Entity | None = None) -> R:
         """A user was created; ``user`` is the user as Auth0 renders it (user_id required)."""
@@ -228,11 +233,13 @@ class _LifecycleMethods(ABC, Generic[R]):
         self,
         organization: Entity,
         connection: Entity,
-        settings: Mapping[str, bool] | None = None,
+        settings: Mapping[str, bool | str] | None = None,
         context: Entity | None = None,
     ) -> R:
         """A connection was enabled for an organization; ``settings`` holds any of
-        ``assign_membership_on_login``, ``show_as_button``, ``is_signup_enabled``."""
+        ``assign_membership_on_login``, ``show_as_button``, ``is_signup_enabled``,
+        ``is_enabled`` (booleans) and ``organization_access_level`` (``none``, ``readonly``,
+        ``limited`` or ``full``)."""
         return self._emit_parts(
             "organization.connection.added",
             context,
@@ -245,13 +252,18 @@ class _LifecycleMethods(ABC, Generic[R]):
         self,
         organization: Entity,
         connection: Entity,
-        settings: Mapping[str, bool] | None = None,
+        settings: Mapping[str, bool | str] | None = None,
         context: Entity | None = None,
+        *,
+        previous: Entity | None = None,
     ) -> R:
-        """An organization's settings for one of its connections changed."""
+        """An organization's settings for one of its connections changed (``settings`` as for
+        :meth:`organization_connection_added`); ``previous`` is the whole object (organization,
+        connection, settings) before the change, when known."""
         return self._emit_parts(
             "organization.connection.updated",
             context,
+            previous,
             organization=organization,
             connection=connection,
             **(settings or {}),
@@ -299,7 +311,8 @@ class _LifecycleMethods(ABC, Generic[R]):
     def group_updated(
         self, group: Entity, previous: Entity | None = None, context: Entity | None = None
     ) -> R:
-        """A group changed (``updated_at`` required); ``previous`` is a Tidings extension."""
+        """A group changed (``updated_at`` required); ``previous`` is the group before the
+        change, when known."""
         return self._emit_new("group.updated", group, previous, context)
 
     def group_deleted(self, group: Entity, context: Entity | None = None) -> R:

@@ -201,11 +201,15 @@ class ConnectionRef(Entity):
     id: NonEmptyStr
 
 
+#: How much of an organization a connection may reach (Auth0's ``organization_access_level``).
+OrganizationAccessLevel = Literal["none", "readonly", "limited", "full"]
+
+
 class OrganizationConnection(Entity):
     """``data.object`` of organization.connection.*: a connection enabled for an organization.
 
-    The three settings are absent on organization.connection.removed (Auth0 sends references
-    only there; :class:`OrganizationConnectionRef` enforces it).
+    The settings are absent on organization.connection.removed (Auth0 sends references only
+    there; :class:`OrganizationConnectionRef` enforces it).
     """
 
     organization: OrganizationRef
@@ -213,6 +217,8 @@ class OrganizationConnection(Entity):
     assign_membership_on_login: bool | None = None
     show_as_button: bool | None = None
     is_signup_enabled: bool | None = None
+    is_enabled: bool | None = None
+    organization_access_level: OrganizationAccessLevel | None = None
 
 
 class OrganizationConnectionRef(Entity):

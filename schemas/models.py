@@ -66,7 +66,6 @@ __all__ = [
     "AnyEntity",
     "Branding",
     "BrandingColors",
-    "ChangeData",
     "Context",
     "ContextClient",
     "ContextConnection",
@@ -147,6 +146,7 @@ EventType = Literal[
 ]
 
 ObjectT = TypeVar("ObjectT", bound=BaseModel)
+PreviousT = TypeVar("PreviousT", bound=BaseModel)
 
 _STRICT: Final = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -160,19 +160,16 @@ def _check_event_id(value: str) -> str:
 EventId = Annotated[str, AfterValidator(_check_event_id)]
 
 
-class EventData(BaseModel, Generic[ObjectT]):
-    """``data`` of an event: the entity, and optionally where the change came from."""
+class EventData(BaseModel, Generic[ObjectT, PreviousT]):
+    """``data`` of an event: the entity, optionally the entity as it was before the change
+    (Auth0's ``previous_object``, defined for every event type), and optionally where the
+    change came from."""
 
     model_config = _STRICT
 
     object: ObjectT
+    previous_object: PreviousT | None = None
     context: Context | None = None
-
-
-class ChangeData(EventData[ObjectT], Generic[ObjectT]):
-    """``data`` of an ``*.updated`` event, which may also carry the entity before the change."""
-
-    previous_object: ObjectT | None = None
 
 
 class LifecycleEvent(BaseModel):
@@ -189,7 +186,7 @@ class LifecycleEvent(BaseModel):
     id: EventId
     time: Timestamp
     tenant: Annotated[str, Field(min_length=1)]
-    data: EventData[Any]
+    data: EventData[Any, Any]
     #: ``"test"`` on test events (rendered as ``a0purpose``), else ``None``.
     purpose: str | None = None
 
@@ -205,154 +202,154 @@ class UserCreatedEvent(LifecycleEvent):
     """user.created"""
 
     type: Literal["user.created"] = "user.created"
-    data: EventData[User]
+    data: EventData[User, User]
 
 
 class UserUpdatedEvent(LifecycleEvent):
     """user.updated"""
 
     type: Literal["user.updated"] = "user.updated"
-    data: ChangeData[User]
+    data: EventData[User, User]
 
 
 class UserDeletedEvent(LifecycleEvent):
     """user.deleted"""
 
     type: Literal["user.deleted"] = "user.deleted"
-    data: EventData[DeletedUser]
+    data: EventData[DeletedUser, User]
 
 
 class OrganizationCreatedEvent(LifecycleEvent):
     """organization.created"""
 
     type: Literal["organization.created"] = "organization.created"
-    data: EventData[Organization]
+    data: EventData[Organization, Organization]
 
 
 class OrganizationUpdatedEvent(LifecycleEvent):
     """organization.updated"""
 
     type: Literal["organization.updated"] = "organization.updated"
-    data: ChangeData[Organization]
+    data: EventData[Organization, Organization]
 
 
 class OrganizationDeletedEvent(LifecycleEvent):
     """organization.deleted"""
 
     type: Literal["organization.deleted"] = "organization.deleted"
-    data: EventData[DeletedOrganization]
+    data: EventData[DeletedOrganization, DeletedOrganization]
 
 
 class OrganizationMemberAddedEvent(LifecycleEvent):
     """organization.member.added"""
 
     type: Literal["organization.member.added"] = "organization.member.added"
-    data: EventData[OrganizationMember]
+    data: EventData[OrganizationMember, OrganizationMember]
 
 
 class OrganizationMemberDeletedEvent(LifecycleEvent):
     """organization.member.deleted"""
 
     type: Literal["organization.member.deleted"] = "organization.member.deleted"
-    data: EventData[OrganizationMember]
+    data: EventData[OrganizationMember, OrganizationMember]
 
 
 class OrganizationMemberRoleAssignedEvent(LifecycleEvent):
     """organization.member.role.assigned"""
 
     type: Literal["organization.member.role.assigned"] = "organization.member.role.assigned"
-    data: EventData[OrganizationMemberRole]
+    data: EventData[OrganizationMemberRole, OrganizationMemberRole]
 
 
 class OrganizationMemberRoleDeletedEvent(LifecycleEvent):
     """organization.member.role.deleted"""
 
     type: Literal["organization.member.role.deleted"] = "organization.member.role.deleted"
-    data: EventData[OrganizationMemberRole]
+    data: EventData[OrganizationMemberRole, OrganizationMemberRole]
 
 
 class OrganizationConnectionAddedEvent(LifecycleEvent):
     """organization.connection.added"""
 
     type: Literal["organization.connection.added"] = "organization.connection.added"
-    data: EventData[OrganizationConnection]
+    data: EventData[OrganizationConnection, OrganizationConnection]
 
 
 class OrganizationConnectionUpdatedEvent(LifecycleEvent):
     """organization.connection.updated"""
 
     type: Literal["organization.connection.updated"] = "organization.connection.updated"
-    data: EventData[OrganizationConnection]
+    data: EventData[OrganizationConnection, OrganizationConnection]
 
 
 class OrganizationConnectionRemovedEvent(LifecycleEvent):
     """organization.connection.removed"""
 
     type: Literal["organization.connection.removed"] = "organization.connection.removed"
-    data: EventData[OrganizationConnectionRef]
+    data: EventData[OrganizationConnectionRef, OrganizationConnectionRef]
 
 
 class OrganizationGroupRoleAssignedEvent(LifecycleEvent):
     """organization.group.role.assigned"""
 
     type: Literal["organization.group.role.assigned"] = "organization.group.role.assigned"
-    data: EventData[OrganizationGroupRoleAssignment]
+    data: EventData[OrganizationGroupRoleAssignment, OrganizationGroupRoleAssignment]
 
 
 class OrganizationGroupRoleDeletedEvent(LifecycleEvent):
     """organization.group.role.deleted"""
 
     type: Literal["organization.group.role.deleted"] = "organization.group.role.deleted"
-    data: EventData[OrganizationGroupRoleRemoval]
+    data: EventData[OrganizationGroupRoleRemoval, OrganizationGroupRoleAssignment]
 
 
 class GroupCreatedEvent(LifecycleEvent):
     """group.created"""
 
     type: Literal["group.created"] = "group.created"
-    data: EventData[Group]
+    data: EventData[Group, Group]
 
 
 class GroupUpdatedEvent(LifecycleEvent):
     """group.updated"""
 
     type: Literal["group.updated"] = "group.updated"
-    data: ChangeData[UpdatedGroup]
+    data: EventData[UpdatedGroup, UpdatedGroup]
 
 
 class GroupDeletedEvent(LifecycleEvent):
     """group.deleted"""
 
     type: Literal["group.deleted"] = "group.deleted"
-    data: EventData[UpdatedGroup]
+    data: EventData[UpdatedGroup, UpdatedGroup]
 
 
 class GroupMemberAddedEvent(LifecycleEvent):
     """group.member.added"""
 
     type: Literal["group.member.added"] = "group.member.added"
-    data: EventData[GroupMembership]
+    data: EventData[GroupMembership, GroupMembership]
 
 
 class GroupMemberDeletedEvent(LifecycleEvent):
     """group.member.deleted"""
 
     type: Literal["group.member.deleted"] = "group.member.deleted"
-    data: EventData[GroupMembership]
+    data: EventData[GroupMembership, GroupMembership]
 
 
 class GroupRoleAssignedEvent(LifecycleEvent):
     """group.role.assigned"""
 
     type: Literal["group.role.assigned"] = "group.role.assigned"
-    data: EventData[GroupRoleAssignment]
+    data: EventData[GroupRoleAssignment, GroupRoleAssignment]
 
 
 class GroupRoleDeletedEvent(LifecycleEvent):
     """group.role.deleted"""
 
     type: Literal["group.role.deleted"] = "group.role.deleted"
-    data: EventData[GroupRoleRemoval]
+    data: EventData[GroupRoleRemoval, GroupRoleAssignment]
 
 
 _AnyEvent = Annotated[
@@ -437,8 +434,9 @@ def make_event(
     A fresh ``evt_`` id and the current time (milliseconds, UTC) are used unless given; the
     source defaults to ``urn:tidings:<tenant>``. An object without its
     :data:`EVENT_TIME_FIELDS` field (``user.deleted``'s ``deleted_at``...) gets the event time.
-    ``previous`` is accepted only by
-    ``*.updated`` types. Raises :class:`EventValidationError` naming each bad field.
+    ``previous`` (``data.previous_object``, the entity before the change) is accepted by every
+    type, as Auth0 defines it for every type; it is taken as given (no time is filled in).
+    Raises :class:`EventValidationError` naming each bad field.
     """
     when = time if time is not None else utc_now()
     data: dict[str, Any] = {"object": _as_mapping(obj)}

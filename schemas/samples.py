@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from schemas.constants import EVENT_TYPES
 from schemas.models import LifecycleEvent, make_event
@@ -171,6 +172,8 @@ def _org_connection(rng: random.Random, *, settings: bool) -> dict[str, Any]:
         obj["assign_membership_on_login"] = rng.random() < 0.5
         obj["show_as_button"] = rng.random() < 0.5
         obj["is_signup_enabled"] = rng.random() < 0.5
+        obj["is_enabled"] = rng.random() < 0.9
+        obj["organization_access_level"] = rng.choice(("none", "readonly", "limited", "full"))
     return obj
 
 
@@ -212,6 +215,25 @@ def sample_object(event_type: str, *, seed: int | None = None) -> dict[str, Any]
     return organization
 
 
+#: The ``data.previous_object`` of a deletion that is not shaped like its ``data.object``: the
+#: entity as it was before (a user without ``deleted_at``, the role assignment being removed).
+_PREVIOUS_SHAPE: Final[Mapping[str, str]] = {
+    "user.deleted": "user.updated",
+    "group.role.deleted": "group.role.assigned",
+    "organization.group.role.deleted": "organization.group.role.assigned",
+}
+
+
+def sample_previous_object(event_type: str, *, seed: int | None = None) -> dict[str, Any]:
+    """Return a realistic ``data.previous_object`` for ``event_type``: the same entity as
+    :func:`sample_object` with the same seed gives, as it was before the change."""
+    shape = _PREVIOUS_SHAPE.get(event_type, event_type)
+    previous = sample_object(shape, seed=seed)
+    if event_type.startswith("user."):
+        previous["email_verified"] = not previous.get("email_verified", False)
+    return previous
+
+
 def sample_context(*, seed: int | None = None) -> dict[str, Any]:
     """Return a realistic ``data.context``: client, connection, request with geo, tenant."""
     rng = random.Random(seed)
@@ -251,8 +273,9 @@ def sample_event(
 ) -> LifecycleEvent:
     """Return a whole sample event: the object and a context.
 
-    No ``previous_object``: Auth0's catalog defines none, and samples are what test events and
-    the demo send (the producer still takes one where a caller wants it).
+    No ``previous_object``: Auth0 defines it as optional ("when applicable") and samples are
+    what test events and the demo send; :func:`sample_previous_object` gives one for tests and
+    callers that want it.
     """
     return make_event(
         event_type,

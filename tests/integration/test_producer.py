@@ -35,7 +35,7 @@ def _updated(obj: dict[str, Any], field: str) -> dict[str, Any]:
 
 def _calls(seed: int) -> dict[str, tuple[Call, dict[str, Any], dict[str, Any] | None, str]]:
     """For each event type: the typed producer call, the object the event must carry, the
-    previous object (``*.updated``) and the subject id the record must be keyed by."""
+    previous object (where the call gives one) and the subject id the record must be keyed by."""
     ctx = sample_context(seed=seed)
     obj = {t: sample_object(t, seed=seed) for t in constants.EVENT_TYPES}
     user, user_upd, user_del = obj["user.created"], obj["user.updated"], obj["user.deleted"]
@@ -129,6 +129,7 @@ def _catalog_calls(
     event time, which the round-trip test checks."""
     con_add, con_upd = obj["organization.connection.added"], obj["organization.connection.updated"]
     con_rm = obj["organization.connection.removed"]
+    con_before = {**con_upd, "is_enabled": False, "organization_access_level": "none"}
     settings_of = lambda o: {k: v for k, v in o.items() if k not in ("organization", "connection")}  # noqa: E731
     org_grant = _without(obj["organization.group.role.assigned"], "created_at")
     org_revoke = _without(obj["organization.group.role.deleted"], "deleted_at")
@@ -147,10 +148,14 @@ def _catalog_calls(
         ),
         "organization.connection.updated": (
             lambda p: p.organization_connection_updated(
-                con_upd["organization"], con_upd["connection"], settings_of(con_upd), ctx
+                con_upd["organization"],
+                con_upd["connection"],
+                settings_of(con_upd),
+                ctx,
+                previous=con_before,
             ),
             con_upd,
-            None,
+            con_before,
             con_upd["organization"]["id"],
         ),
         "organization.connection.removed": (

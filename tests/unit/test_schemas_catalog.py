@@ -49,6 +49,27 @@ RELEASED = {
     ("group.member.deleted", 1): "60e8f1514718934f",
     ("group.role.assigned", 1): "ab3a253cea1f74b0",
     ("group.role.deleted", 1): "a00f826463b4391b",
+    # Auth0's newer catalog (issue 18): data.previous_object on every type; organization
+    # connections' is_enabled and organization_access_level.
+    ("user.created", 4): "154ad1dd5ce45433",
+    ("user.deleted", 3): "2c35aa26be96f79f",
+    ("organization.created", 3): "43b373b1a12163a6",
+    ("organization.deleted", 3): "728070b39d62c1ba",
+    ("organization.member.added", 3): "a6c8300bb9d6655e",
+    ("organization.member.deleted", 3): "051a2532f4b50e98",
+    ("organization.member.role.assigned", 3): "c87f5527bd51a619",
+    ("organization.member.role.deleted", 3): "a06588c4cc08e25d",
+    ("organization.connection.added", 2): "4b104c86d226c561",
+    ("organization.connection.updated", 2): "99cf831fd9655a0a",
+    ("organization.connection.removed", 2): "6771c1ecd1b072a4",
+    ("organization.group.role.assigned", 2): "25d02be0534f72f9",
+    ("organization.group.role.deleted", 2): "442d3b1f0eb4391d",
+    ("group.created", 2): "3f0973f0672d3b1c",
+    ("group.deleted", 2): "ee4b2b42bff43d4e",
+    ("group.member.added", 2): "d90c876b6ba438ce",
+    ("group.member.deleted", 2): "591848ec5fdee2af",
+    ("group.role.assigned", 2): "4370055e300227d8",
+    ("group.role.deleted", 2): "11dd9dc88f3af8e4",
 }
 
 
@@ -79,13 +100,18 @@ def test_released_fingerprints_are_unchanged() -> None:
     assert found == RELEASED
 
 
-def test_user_created_has_three_versions_each_adding_defaulted_fields() -> None:
-    """user.created v2 adds last_password_reset, v3 (the latest) profileData and the
-    context's custom_domain (all nullable, default null)."""
+def test_user_created_has_four_versions_each_adding_defaulted_fields() -> None:
+    """user.created v2 adds last_password_reset, v3 profileData and the context's
+    custom_domain, v4 (the latest) data.previous_object (all nullable, default null)."""
     catalog = load_catalog()
-    v1, v2, v3 = catalog.versions("user.created")
-    assert (v1.version, v2.version, v3.version) == (1, 2, 3)
-    assert catalog.latest("user.created") is v3
+    v1, v2, v3, v4 = catalog.versions("user.created")
+    assert (v1.version, v2.version, v3.version, v4.version) == (1, 2, 3, 4)
+    assert catalog.latest("user.created") is v4
+    assert "previous_object" not in v3.canonical
+    data = next(f for f in v4.schema["fields"] if f["name"] == "data")["type"]
+    previous = next(f for f in data["fields"] if f["name"] == "previous_object")
+    assert previous["default"] is None
+    assert previous["type"] == ["null", "dev.tidings.events.User"]
     assert "last_password_reset" not in v1.canonical
     assert "profileData" not in v2.canonical
     assert "profileData" in v3.canonical

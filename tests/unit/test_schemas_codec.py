@@ -132,7 +132,7 @@ def test_header_is_magic_plus_fingerprint_of_the_latest_writer(codec: AvroCodec)
     latest = load_catalog().latest("user.created")
     assert payload[:2] == b"\xc3\x01"
     assert payload[2:10] == latest.fingerprint
-    assert latest.version == 3
+    assert latest.version == 4
     body = io.BytesIO()
     schemaless_writer(body, latest.parsed, event.model_dump(by_alias=True, context=AVRO_CONTEXT))
     assert payload[10:] == body.getvalue()
@@ -158,6 +158,43 @@ def test_v1_record_decodes_with_the_v2_reader(codec: AvroCodec) -> None:
     assert decoded.data.object.last_password_reset is None
     assert decoded.model_copy(update={"data": event.data}) == event
     assert decoded.data.object.app_metadata == NESTED
+
+
+_CONNECTION_SETTINGS_ADDED = ("is_enabled", "organization_access_level")
+
+
+#: The types whose latest version added data.previous_object (the other three had it).
+_GAINED_PREVIOUS = [
+    t for t in EVENT_TYPES if "previous_object" not in load_catalog().versions(t)[-2:][0].canonical
+]
+
+
+def test_every_type_but_the_updated_ones_gained_previous_object() -> None:
+    """Only user/organization/group.updated had previous_object before."""
+    assert set(EVENT_TYPES) - set(_GAINED_PREVIOUS) == {
+        "user.updated",
+        "organization.updated",
+        "group.updated",
+    }
+
+
+@pytest.mark.parametrize("event_type", _GAINED_PREVIOUS)
+def test_a_record_from_before_previous_object_decodes(codec: AvroCodec, event_type: str) -> None:
+    """A record written with the version before the one that gave the type previous_object
+    (and organization connections is_enabled/organization_access_level) still decodes, with
+    the latest reader: the new fields are absent, the rest is unchanged."""
+    older = load_catalog().versions(event_type)[-2]
+    event = sample_event(event_type, seed=5)
+    decoded = codec.decode(codec.encode(event, version=older.version))
+    assert decoded.data.previous_object is None
+    obj = event.data.object.model_dump(by_alias=True, exclude_none=True)
+    if event_type in ("organization.connection.added", "organization.connection.updated"):
+        assert set(_CONNECTION_SETTINGS_ADDED) <= set(obj)
+        for name in _CONNECTION_SETTINGS_ADDED:
+            del obj[name]
+    assert decoded.data.object.model_dump(by_alias=True, exclude_none=True) == obj
+    assert decoded.data.context == event.data.context
+    assert decoded.model_copy(update={"data": event.data}) == event
 
 
 def test_v1_record_written_by_an_older_build_decodes(codec: AvroCodec) -> None:

@@ -13,8 +13,8 @@ from schemas.errors import EventValidationError
 from schemas.ids import is_event_id
 from schemas.models import (
     EVENT_CLASSES,
-    ChangeData,
     DeletedUser,
+    EventData,
     LifecycleEvent,
     OrganizationMemberRole,
     User,
@@ -22,7 +22,7 @@ from schemas.models import (
     make_event,
     parse_event,
 )
-from schemas.samples import sample_context, sample_object
+from schemas.samples import sample_context, sample_object, sample_previous_object
 
 WHEN = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -125,15 +125,29 @@ def test_deleted_at_is_only_accepted_on_user_deleted() -> None:
         make_event("user.deleted", {"user_id": "auth0|1", "deleted_at": "soon"}, tenant="t")
 
 
-def test_previous_object_only_on_updated_events() -> None:
-    """user.updated accepts previous_object; user.created rejects it."""
-    obj = {"user_id": "auth0|1", "email": "new@example.com"}
-    previous = {"user_id": "auth0|1", "email": "old@example.com"}
-    updated = make_event("user.updated", obj, previous, tenant="t")
-    assert isinstance(updated.data, ChangeData)
-    assert updated.data.previous_object == User(user_id="auth0|1", email="old@example.com")
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_previous_object_on_every_event_type(event_type: str) -> None:
+    """Every type carries Auth0's optional previous_object, validated as the entity before
+    the change; a bad one is reported under data.previous_object."""
+    previous = sample_previous_object(event_type, seed=2)
+    event = make_event(event_type, sample_object(event_type, seed=2), previous, tenant="t")
+    assert isinstance(event.data, EventData)
+    assert event.data.previous_object is not None
+    assert event.data.previous_object.model_dump(mode="json", by_alias=True, exclude_none=True) == (
+        previous
+    )
     with pytest.raises(EventValidationError, match=r"data\.previous_object"):
-        make_event("user.created", obj, previous, tenant="t")
+        make_event(event_type, sample_object(event_type, seed=2), {"bogus": 1}, tenant="t")
+
+
+def test_a_deleted_users_previous_object_is_the_user_before() -> None:
+    """user.deleted's previous_object is the user as it was: deleted_at is refused there, and
+    the event time is not filled into it."""
+    user = {"user_id": "auth0|1", "email": "new@example.com"}
+    deleted = make_event("user.deleted", user, user, tenant="t")
+    assert deleted.data.previous_object == User(user_id="auth0|1", email="new@example.com")
+    with pytest.raises(EventValidationError, match=r"data\.previous_object\.deleted_at"):
+        make_event("user.deleted", user, {**user, "deleted_at": WHEN}, tenant="t")
 
 
 def test_unknown_event_type_is_reported_on_type() -> None:
