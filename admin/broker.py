@@ -352,7 +352,7 @@ class LocalBroker:
             while self.pid() is not None:
                 _reap(pid)
                 time.sleep(0.05)
-        _reap(pid)  # a dead child of ours stays a zombie until waited for
+        _reap(pid, timeout=10.0)  # a dead child of ours is a zombie until waited for
         self._pid_file.unlink(missing_ok=True)
         return True
 
@@ -364,7 +364,7 @@ class LocalBroker:
             while self.pid() is not None:
                 _reap(pid)
                 time.sleep(0.05)
-            _reap(pid)  # a dead child of ours stays a zombie until waited for
+            _reap(pid, timeout=10.0)  # a dead child of ours is a zombie until waited for
 
     def tail_log(self, lines: int = 80) -> str:
         """The last lines of the broker log, for error messages."""
@@ -374,10 +374,18 @@ class LocalBroker:
             return "(no broker log)"
 
 
-def _reap(pid: int) -> None:
+def _reap(pid: int, timeout: float = 0.0) -> None:
+    """Wait for a child of ours (up to ``timeout`` seconds) so it leaves no zombie. /proc
+    shows a JVM's main thread as a zombie while its other threads still exit: the process
+    can be waited for only once the last of them is gone, hence the timeout at the end."""
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:  # poll() waits for a dead child
-        del _CHILDREN[pid]
+    if child is None:
+        return
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return
+    del _CHILDREN[pid]
 
 
 def random_cluster_id() -> str:
