@@ -10,6 +10,7 @@ is one node of the replicated cluster in :mod:`admin.cluster`.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -135,9 +136,43 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+#: Where free_port() looks: above the well-known and registered ports people run services on,
+#: below the kernel's ephemeral range (read from /proc when it can be).
+_LOWEST_FREE_PORT = 10_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing uses right now, and the next one free too (a
+    :class:`LocalBroker` takes it for its controller by default).
+
+    Chosen at random below the kernel's ephemeral range: the port stays unused until whoever
+    asked binds it, where a port the kernel hands out could meanwhile become the local end of
+    any outgoing connection (a test suite makes thousands)."""
+    highest = _first_ephemeral_port() - 2
+    draw = random.SystemRandom()
+    if highest > _LOWEST_FREE_PORT:
+        for _ in range(200):
+            port = draw.randrange(_LOWEST_FREE_PORT, highest)
+            if _bindable(port) and _bindable(port + 1):
+                return port
+    with socket.socket() as sock:  # no room below the range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

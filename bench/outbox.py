@@ -76,7 +76,7 @@ def kafka(given: str | None) -> Iterator[str]:
         yield given
         return
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as data_dir:
-        broker = LocalBroker(port=free_port(), controller_port=free_port(), data_dir=Path(data_dir))
+        broker = LocalBroker(port=free_port(), data_dir=Path(data_dir))
         try:
             broker.start()
             yield broker.bootstrap_servers

@@ -111,7 +111,7 @@ def embedded_broker(given: str | None) -> Iterator[tuple[str, int | None]]:
         yield given, None
         return
     with tempfile.TemporaryDirectory(prefix="tidings-bench-") as data_dir:
-        broker = LocalBroker(port=free_port(), controller_port=free_port(), data_dir=Path(data_dir))
+        broker = LocalBroker(port=free_port(), data_dir=Path(data_dir))
         try:
             broker.start()
             yield broker.bootstrap_servers, broker.pid()

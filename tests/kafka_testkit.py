@@ -88,7 +88,7 @@ def attempts_in(message: Message) -> int:
 def running_broker(data_dir: Path) -> Iterator[LocalBroker]:
     """A real single-node KRaft broker on free ports in ``data_dir``, stopped afterwards;
     its log is printed when it fails to start."""
-    broker = LocalBroker(port=free_port(), controller_port=free_port(), data_dir=data_dir)
+    broker = LocalBroker(port=free_port(), data_dir=data_dir)
     try:
         broker.start()
     except Exception:
