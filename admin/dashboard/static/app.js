@@ -249,7 +249,8 @@ async function tailPage() {
     tail.addEventListener("error", (e) => {
       // A server's `event: error` carries data; the browser's own error event (a refused or
       // dropped connection, which EventSource retries) does not.
-      status.textContent = e.data ? `${JSON.parse(e.data).error.message} (reconnecting)` : "Disconnected, reconnecting…";
+      const error = e.data ? JSON.parse(e.data).error : null;
+      status.textContent = error ? `${error.message} (reconnecting)` : "Disconnected, reconnecting…";
     });
     for (const type of types) {
       tail.addEventListener(type, (e) => {
