@@ -16,7 +16,7 @@ from datetime import datetime
 
 from schemas.codec import AvroCodec
 from schemas.errors import ContractError
-from schemas.fast_render import render_record_json
+from schemas.fast_render import render_record_json, with_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,7 @@ class Rendered:
 
     def for_stream(self, stream_id: str) -> bytes:
         """The delivery body for one stream (``a0stream`` inserted first)."""
-        return b'{"a0stream":"' + stream_id.encode() + b'",' + self.body[1:]
+        return with_stream(self.body, stream_id)
 
 
 class RenderCache:

@@ -147,3 +147,9 @@ def render_record_json(record: dict[str, Any], *, purpose: str | None = None) ->
         return orjson.dumps(rendered)
     except TypeError as exc:  # an integer beyond 64 bits, a lone surrogate
         raise EventValidationError([FieldError("data", f"not renderable as JSON: {exc}")]) from exc
+
+
+def with_stream(body: bytes, stream_id: str) -> bytes:
+    """A body of :func:`render_record_json` as stream ``stream_id`` delivers it (``a0stream``
+    inserted first: JSON object keys are unordered)."""
+    return b'{"a0stream":"' + stream_id.encode() + b'",' + body[1:]

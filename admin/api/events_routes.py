@@ -52,7 +52,7 @@ from producer.config import Settings
 from schemas.codec import AvroCodec
 from schemas.constants import HEADER_EVENT_TYPE
 from schemas.errors import ContractError
-from schemas.fast_render import render_record_json
+from schemas.fast_render import render_record_json, with_stream
 from schemas.record_headers import RecordHeaders
 
 log = structlog.get_logger(__name__)
@@ -163,8 +163,7 @@ async def _pump(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.events_max_connection.total_seconds()
     heartbeat = settings.events_heartbeat.total_seconds()
-    # Every event names the stream it came through, as a stream's deliveries do.
-    stream_prefix = b'{"a0stream":"' + settings.events_api_stream_id.encode() + b'",'
+    stream_id = settings.events_api_stream_id  # named in every event, as deliveries do
     sent = encode_cursor(positions)
     await response.write(
         connected_frame() + retry_frame(RETRY_MILLISECONDS) + offset_only_frame(sent)
@@ -196,7 +195,7 @@ async def _pump(
                 log.warning("events_api_bad_record", offset=offset, reason=str(exc))
                 continue
             sent = encode_cursor(positions)
-            frames.append(event_frame(event_type, sent, stream_prefix + body[1:]))
+            frames.append(event_frame(event_type, sent, with_stream(body, stream_id)))
         if frames:
             await response.write(b"".join(frames))
             next_beat = loop.time() + heartbeat
